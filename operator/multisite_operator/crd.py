@@ -1,0 +1,227 @@
+"""The CustomResourceDefinition, generated from the pydantic models so schema and code cannot drift apart.
+
+Pydantic's JSON Schema is turned into a Kubernetes structural schema (no $ref, no anyOf-with-null, no titles);
+rules that span fields are CEL (`x-kubernetes-validations`), each with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import GROUP, KIND, MAX_SITES, PLURAL, SHORT_NAMES, SINGULAR, VERSION, MultiSiteProjectSpec
+
+KEEP = {
+    "type", "properties", "required", "items", "description", "default", "enum", "pattern", "minLength",
+    "maxLength", "minimum", "maximum", "minItems", "maxItems", "additionalProperties", "format",
+}  # fmt: skip
+
+HOST_RULE = "self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])*[a-z0-9]([-a-z0-9]*[a-z0-9])?$')"
+WILDCARD_RULE = "self.matches('^([*][.])?([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])*[a-z0-9]([-a-z0-9]*[a-z0-9])?$')"
+
+# Every host of one environment of one site, as a CEL list expression over a site variable.
+_LIVE_HOSTS = "[s.live.domain] + (has(s.live.aliases) ? s.live.aliases : []) + (has(s.live.redirects) ? s.live.redirects : [])"
+_TEST_HOSTS = (
+    "(has(s.test) ? ((has(s.test.domain) ? [s.test.domain] : []) + (has(s.test.aliases) ? s.test.aliases : [])"
+    " + (has(s.test.redirects) ? s.test.redirects : [])) : [])"
+)
+
+SPEC_RULES = [
+    {
+        "rule": "self.sites.all(a, self.sites.exists_one(b, b.slug == a.slug))",
+        "message": "site slugs must be unique: give every entry of spec.sites its own slug",
+        "fieldPath": ".sites",
+    },
+    {
+        "rule": "self.sites.all(a, self.sites.exists_one(b, b.id == a.id))",
+        "message": "site ids must be unique: give every entry of spec.sites its own Django site id",
+        "fieldPath": ".sites",
+    },
+    {
+        "rule": f"self.sites.map(s, {_LIVE_HOSTS}).flatten().all(h, "
+        f"self.sites.map(s, {_LIVE_HOSTS}).flatten().exists_one(g, g == h))",
+        "message": "live domains must be unique within the project: a domain, alias or redirect is listed twice",
+        "fieldPath": ".sites",
+    },
+    {
+        "rule": f"self.sites.map(s, {_TEST_HOSTS}).flatten().all(h, "
+        f"self.sites.map(s, {_TEST_HOSTS}).flatten().exists_one(g, g == h))",
+        "message": "test domains must be unique within the project: a domain, alias or redirect is listed twice",
+        "fieldPath": ".sites",
+    },
+    {
+        "rule": "has(self.testDomainFormat) || self.sites.all(s, has(s.test) && has(s.test.domain))",
+        "message": "every site needs a test domain: set sites[].test.domain or spec.testDomainFormat "
+        "(e.g. '{slug}.example-stage.eu.aldryn.io')",
+        "fieldPath": ".sites",
+    },
+    {
+        "rule": "!has(self.defaultSiteId) || self.sites.exists(s, s.id == self.defaultSiteId)",
+        "message": "defaultSiteId must be the id of a site in spec.sites",
+        "fieldPath": ".defaultSiteId",
+    },
+]
+
+FIELD_RULES: dict[str, list[dict[str, str]]] = {
+    "host": [{"rule": HOST_RULE, "message": "must be a lowercase RFC 1123 host name such as example.com (no '*')"}],
+    "wildcard": [
+        {"rule": WILDCARD_RULE, "message": "must be a lowercase RFC 1123 host name, optionally '*.'-prefixed"}
+    ],
+    "slug": [
+        {
+            "rule": "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+            "message": "slug must be lowercase letters, digits and '-', starting and ending with a letter or digit",
+        }
+    ],
+    "testDomainFormat": [
+        {"rule": "self.contains('{slug}')", "message": "testDomainFormat must contain '{slug}'"},
+        {
+            "rule": "self.replace('{slug}', 'slug').matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])*[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+            "message": "testDomainFormat must be a lowercase host name once '{slug}' is filled in",
+        },
+    ],
+}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = _structural(defs[node["$ref"].split("/")[-1]], defs)
+        extra = {k: v for k, v in node.items() if k in ("description", "default")}
+        return {**target, **extra}
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        if len(branches) == 1:
+            merged = {**_structural(branches[0], defs)}
+            for k in ("description",):
+                if k in node:
+                    merged[k] = node[k]
+            if node.get("default") is not None:
+                merged["default"] = node["default"]
+            return merged
+        # int | str without an explicit schema: Kubernetes' int-or-string.
+        return {"x-kubernetes-int-or-string": True, **({"description": node["description"]} if "description" in node else {})}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key.startswith("x-kubernetes-"):
+            out[key] = value
+        elif key not in KEEP or (key == "default" and value is None):
+            continue
+        elif key == "properties":
+            out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties"):
+            out[key] = _structural(value, defs) if isinstance(value, dict) else value
+        else:
+            out[key] = value
+    return out
+
+
+def _attach_field_rules(schema: dict[str, Any]) -> None:
+    """Swap regex patterns for CEL rules whose messages a person can act on."""
+    patterns = {
+        "^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "host",
+        "^(\\*\\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "wildcard",
+        "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "slug",
+    }
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            kind = patterns.get(node.get("pattern", ""))
+            if kind:
+                del node["pattern"]
+                node["x-kubernetes-validations"] = FIELD_RULES[kind]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    schema["properties"]["testDomainFormat"]["x-kubernetes-validations"] = FIELD_RULES["testDomainFormat"]
+
+
+STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "What the operator observed. Written by the operator only.",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {
+        "observedGeneration": {"type": "integer", "description": "metadata.generation that this status describes."},
+        "conditions": {
+            "type": "array",
+            "description": "Ready, Populated, Progressing, Degraded (and Migrated, VersionSkew in multi-project).",
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+        "replicas": {"type": "integer", "description": "Ready replicas of the web Deployment(s) (scale subresource)."},
+        "selector": {"type": "string", "description": "Label selector of the project's web pods (scale subresource)."},
+        "siteCount": {"type": "integer", "description": "Number of sites in the spec."},
+        "sites": {
+            "type": "array",
+            "description": "Per-site outcome: served domains and URL (and image, replicas in multi-project mode).",
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+        "orphanedSites": {
+            "type": "array",
+            "description": "Sites removed from the spec whose rows stay in the database: the operator never deletes "
+            "a Django Site, because that cascades into its content.",
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+    },
+}
+
+
+def spec_schema() -> dict[str, Any]:
+    raw = MultiSiteProjectSpec.model_json_schema(by_alias=True, mode="validation")
+    schema = _structural(raw, raw.get("$defs", {}))
+    _attach_field_rules(schema)
+    schema["properties"]["sites"]["maxItems"] = MAX_SITES
+    schema["x-kubernetes-validations"] = SPEC_RULES
+    schema["description"] = "Desired state of a multi-site Django project."
+    return schema
+
+
+def crd() -> dict[str, Any]:
+    condition = '.status.conditions[?(@.type=="{}")].status'
+    columns = [
+        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+        {"name": "Environment", "type": "string", "jsonPath": ".spec.environment"},
+        {"name": "Sites", "type": "integer", "jsonPath": ".status.siteCount"},
+        {"name": "Ready", "type": "string", "jsonPath": condition.format("Ready")},
+        {"name": "Populated", "type": "string", "jsonPath": condition.format("Populated")},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": KIND, "plural": PLURAL, "singular": SINGULAR, "shortNames": SHORT_NAMES,
+                      "categories": ["all"]},
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A Django project's sites and domains, hosted shared (one deployment, "
+                            "Django Multisite Plus) or as one deployment per site on one database.",
+                            "required": ["spec"],
+                            "properties": {"spec": spec_schema(), "status": STATUS_SCHEMA},
+                        }
+                    },
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": columns,
+                }
+            ],
+        },
+    }

@@ -1,0 +1,91 @@
+"""Environment variables for Divio's Django runtime, in the exact forms its own code parses.
+
+Checked against the published packages (see tests/unit/test_env_runtime.py, which parses them with them):
+- aldryn-addons reads settings with django-getenv's `env()`, which applies `ast.literal_eval` to the raw value
+  and falls back to the string. So dicts, lists and booleans are written as Python literals (`repr`), never JSON
+  (`true`/`null` are not Python and would stay strings).
+- aldryn-django does `settings['ALLOWED_HOSTS'].append(...)`: ALLOWED_HOSTS must parse to a list, not a
+  comma-separated string. DOMAIN_ALIASES and DOMAIN_REDIRECTS, in contrast, are split on ',' as strings.
+- django-multisite-plus builds test domains with `DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT.format(slug)`, a
+  positional placeholder: our `{slug}` is written as `{}`.
+- django-multisite-plus has no AUTO_REWRITE setting: start-up rewriting is gated by REWRITE_DOMAINS itself, and it
+  only saves a Site whose domain differs, so once the populate Job has run it writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import MultiSiteProjectSpec, Site
+
+EnvVar = dict[str, Any]
+
+
+def _plain(name: str, value: str) -> EnvVar:
+    return {"name": name, "value": value}
+
+
+def secret_env(spec: MultiSiteProjectSpec) -> list[EnvVar]:
+    """DATABASE_URL and DEFAULT_STORAGE_DSN by reference: identical for every pod of the project, by construction."""
+    out = [
+        {
+            "name": "DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": spec.database.secret_ref.name, "key": spec.database.secret_ref.key}},
+        }
+    ]
+    if spec.storage is not None:
+        ref = spec.storage.secret_ref
+        out.append({"name": "DEFAULT_STORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    return out
+
+
+def served_hosts(spec: MultiSiteProjectSpec, sites: list[Site] | None = None) -> list[str]:
+    """Every host of the active environment, in spec order, without repeats."""
+    hosts: list[str] = []
+    for site in spec.sites if sites is None else sites:
+        for host in spec.site_domains(site).names():
+            if host not in hosts:
+                hosts.append(host)
+    return hosts
+
+
+def multisite_sites_literal(spec: MultiSiteProjectSpec) -> str:
+    """DJANGO_MULTISITE_PLUS_SITES: a Python dict literal keyed by slug, real_domain always the live domain."""
+    value = {s.slug: {"id": s.id, "real_domain": s.live.domain, "name": s.name} for s in spec.sites}
+    return repr(value)
+
+
+def shared_env(spec: MultiSiteProjectSpec) -> list[EnvVar]:
+    """The env of the shared deployment and its populate Job (the Job must see exactly what the web pods see)."""
+    live = spec.environment == "live"
+    env = [
+        _plain("STAGE", spec.environment),
+        _plain("SITE_ID", str(spec.default_site().id)),
+        _plain("ALLOWED_HOSTS", repr(served_hosts(spec))),
+        _plain("DJANGO_MULTISITE_PLUS_MODE", "single-process"),
+        _plain("DJANGO_MULTISITE_PLUS_SITES", multisite_sites_literal(spec)),
+        _plain("DJANGO_MULTISITE_PLUS_AUTO_POPULATE_SITES", "False"),
+        _plain("DJANGO_MULTISITE_PLUS_USE_REAL_DOMAIN", repr(live)),
+        _plain("DJANGO_MULTISITE_PLUS_REWRITE_DOMAINS", repr(not live)),
+    ]
+    if not live:
+        fmt = spec.rewrite_domain_format()
+        if fmt is not None:
+            env.append(_plain("DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT", fmt))
+    return env + secret_env(spec) + list(spec.env)
+
+
+def site_env(spec: MultiSiteProjectSpec, site: Site) -> list[EnvVar]:
+    """The env of one site's own Django instance (multi-project mode, and local development of one site)."""
+    domains = spec.site_domains(site)
+    env = [
+        _plain("STAGE", spec.environment),
+        _plain("SITE_ID", str(site.id)),
+        _plain("SITE_NAME", site.name),
+        _plain("DOMAIN", domains.domain),
+        _plain("DOMAIN_ALIASES", ",".join(domains.aliases)),
+        _plain("DOMAIN_REDIRECTS", ",".join(domains.redirects)),
+        _plain("ALLOWED_HOSTS", repr(domains.names())),
+    ]
+    return env + secret_env(spec) + list(spec.env)
+
