@@ -1,0 +1,217 @@
+"""The only module that talks to the Kubernetes API: server-side apply, delete, status patch, secret checks.
+
+Calls go through the official client's ApiClient in worker threads, so the kopf event loop never blocks. Every
+write retries 409 Conflict, 429 and 5xx with a short backoff: a flaky or restarting API server costs latency, not a
+lost change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.utils.quantity import parse_quantity
+
+from .models import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+FIELD_MANAGER = "multisite-operator"
+Obj = dict[str, Any]
+
+# apiVersion/kind -> (path prefix, plural): the few kinds the operator manages.
+KINDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
+    ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+}
+RETRYABLE = {409, 429, 500, 502, 503, 504}
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    prefix, plural = KINDS[(api_version, kind)]
+    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+@dataclass
+class SecretCheck:
+    """Whether a referenced Secret key exists; values are kept only to redact them from messages."""
+
+    missing: list[str]
+    values: list[str]
+
+
+class KubeApi:
+    def __init__(self, api_client: client.ApiClient, *, attempts: int = 6) -> None:
+        self.api = api_client
+        self.attempts = attempts
+        self.requests = 0  # requests sent, for benchmarks and the per-reconcile metric
+
+    def _call(self, path: str, method: str, *, body: Any = None, query: list | None = None,
+              content_type: str | None = None) -> Any:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        delay = 0.1
+        for attempt in range(self.attempts):
+            self.requests += 1
+            try:
+                return json.loads(self._raw(method, path, query=query, headers=headers, body=body) or b"null")
+            except ApiException as exc:
+                if exc.status not in RETRYABLE or attempt == self.attempts - 1:
+                    raise
+                log.info("retrying %s %s after HTTP %s", method, path, exc.status)
+            except OSError as exc:  # connection refused/reset while the API server restarts
+                if attempt == self.attempts - 1:
+                    raise
+                log.info("retrying %s %s after %s", method, path, type(exc).__name__)
+            time.sleep(delay + random.uniform(0, delay))
+            delay = min(delay * 2, 3.0)
+        raise AssertionError("unreachable")
+
+    def _raw(self, method: str, path: str, *, query: list | None, headers: dict[str, str], body: Any = None) -> bytes:
+        """One request through the client's own auth, TLS and proxy settings; HTTP errors raise ApiException."""
+        m, url, hdrs, data, post = self.api.param_serialize(
+            method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(m, url, header_params=hdrs, body=data, post_params=post, _request_timeout=(5, 30))
+        content = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason, body=content.decode(errors="replace"))
+        return content
+
+    # --- writes -------------------------------------------------------------------------------------------
+    def apply_sync(self, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        return self._call(
+            path, "PATCH", body=obj, content_type="application/apply-patch+yaml",
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        )
+
+    def delete_sync(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        try:
+            self._call(object_path(api_version, kind, namespace, name), "DELETE",
+                       body={"propagationPolicy": "Background"})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch_status_sync(self, namespace: str, name: str, status: Obj) -> None:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        try:
+            self._call(path, "PATCH", body={"status": status}, content_type="application/merge-patch+json")
+        except ApiException as exc:
+            if exc.status != 404:  # the project was deleted meanwhile: nothing to report on
+                raise
+
+    # --- reads --------------------------------------------------------------------------------------------
+    def check_secrets_sync(self, namespace: str, refs: list[tuple[str, str]]) -> SecretCheck:
+        missing: list[str] = []
+        values: list[str] = []
+        cache: dict[str, Obj | None] = {}
+        for name, key in refs:
+            if name not in cache:
+                try:
+                    cache[name] = self._call(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET")
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                    cache[name] = None
+            secret = cache[name]
+            data = (secret or {}).get("data") or {}
+            if secret is None:
+                missing.append(f"Secret {name} not found")
+            elif key not in data:
+                missing.append(f"Secret {name} has no key {key}")
+            else:
+                values.append(base64.b64decode(data[key]).decode(errors="replace"))
+        return SecretCheck(missing=missing, values=values)
+
+    def job_failure_sync(self, namespace: str, job: str) -> str:
+        """The failed pod's termination message, else its last log lines: what the user needs to fix it."""
+        pods = self._call(f"/api/v1/namespaces/{namespace}/pods", "GET",
+                          query=[("labelSelector", f"batch.kubernetes.io/job-name={job}")])
+        items = sorted(pods.get("items", []), key=lambda p: p["metadata"].get("creationTimestamp", ""))
+        for pod in reversed(items):
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+                term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+                if term and term.get("message"):
+                    return term["message"].strip()
+        if items:
+            name = items[-1]["metadata"]["name"]
+            try:
+                text = self._raw("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+                                 query=[("tailLines", "10"), ("limitBytes", "4096")],
+                                 headers={"Accept": "text/plain"}).decode(errors="replace").strip()
+                if text:
+                    return text
+            except ApiException:
+                pass
+        return ""
+
+    # --- async wrappers: the reconciler runs on kopf's event loop -------------------------------------------
+    async def apply(self, obj: Obj) -> Obj:
+        return await asyncio.to_thread(self.apply_sync, obj)
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
+
+    async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
+        await asyncio.to_thread(self.patch_status_sync, namespace, name, status)
+
+    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]]) -> SecretCheck:
+        return await asyncio.to_thread(self.check_secrets_sync, namespace, refs)
+
+    async def job_failure(self, namespace: str, job: str) -> str:
+        return await asyncio.to_thread(self.job_failure_sync, namespace, job)
+
+
+# --- comparison -----------------------------------------------------------------------------------------------
+def _same_scalar(want: Any, have: Any) -> bool:
+    if want == have:
+        return True
+    if isinstance(want, (str, int, float)) and isinstance(have, (str, int, float)):
+        try:  # "0.5" vs "500m", "1024Mi" vs "1Gi": equal quantities are equal
+            return parse_quantity(want) == parse_quantity(have)
+        except (ValueError, TypeError):
+            return str(want) == str(have)
+    return False
+
+
+def covers(have: Any, want: Any) -> bool:
+    """True when every field we set has the value we want: the server may add defaults, not change ours.
+
+    Lists must match item by item and in length, so an entry added by hand to a list we own counts as a change.
+    """
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and covers(have[k], v) for k, v in want.items() if v is not None)
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(covers(h, w) for h, w in zip(have, want))
+    return _same_scalar(want, have)
+
+
+def needs_apply(desired: Obj, observed: Obj | None) -> bool:
+    if observed is None:
+        return True
+    return not (covers(observed.get("metadata", {}), desired["metadata"]) and covers(observed.get("spec"), desired["spec"]))
+
+
+_URL_CREDENTIALS = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove every known secret value, and URL passwords in any case, from a message meant for status/Events."""
+    for value in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(value, "[redacted]")
+    return _URL_CREDENTIALS.sub(r"\1[redacted]@", text)
