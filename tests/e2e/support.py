@@ -1,0 +1,207 @@
+"""What e2e tests do to a MultiSiteProject, in the words a user would use: apply, edit, read conditions, wait."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "example-shared.yaml"
+GROUP, VERSION, PLURAL = "multisite.dev", "v1alpha1", "multisiteprojects"
+FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
+
+
+def example_docs() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d]
+
+
+def example_project(**spec_changes: Any) -> dict[str, Any]:
+    project = copy.deepcopy(next(d for d in example_docs() if d["kind"] == "MultiSiteProject"))
+    project["spec"].update(spec_changes)
+    return project
+
+
+def apply_example_secrets(api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    for doc in example_docs():
+        if doc["kind"] == "Secret":
+            core.create_namespaced_secret(namespace, doc)
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def create_project(api: client.ApiClient, namespace: str, project: dict[str, Any]) -> dict[str, Any]:
+    return custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, project)
+
+
+def get_project(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return custom(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def patch_spec(api: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch of the spec, like `kubectl patch --type merge` (lists are replaced whole)."""
+    return custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": spec})
+
+
+def delete_project(api: client.ApiClient, namespace: str, name: str) -> None:
+    custom(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def condition(project: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for c in (project.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c
+    return None
+
+
+def wait_condition(api: client.ApiClient, namespace: str, name: str, type_: str, status: str,
+                   timeout: float = 60, reason: str | None = None) -> dict[str, Any]:
+    """Like `kubectl wait --for=condition=TYPE=STATUS`, for the current generation; returns the project."""
+
+    def check() -> dict[str, Any] | None:
+        project = get_project(api, namespace, name)
+        c = condition(project, type_)
+        st = project.get("status") or {}
+        if (c and c["status"] == status and (reason is None or c.get("reason") == reason)
+                and st.get("observedGeneration") == project["metadata"]["generation"]):
+            return project
+        return None
+
+    def describe() -> str:
+        try:
+            return str((get_project(api, namespace, name).get("status") or {}).get("conditions"))
+        except ApiException as exc:
+            return f"HTTP {exc.status}"
+
+    try:
+        return wait_for(check, timeout=timeout, interval=0.2, message=f"{name}: {type_}={status}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; conditions: {describe()}") from None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OperatorProcess:
+    """The operator as users run it (`multisite-operator run`), in a subprocess so tests can kill it for real."""
+
+    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespaces = namespaces
+        self.log_path = log_path
+        self.extra = extra or []
+        self.env = env or {}
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "multisite_operator.cli", "run", "--metrics-port", str(self.metrics_port),
+               "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"]
+        for ns in self.namespaces:
+            cmd += ["--namespace", ns]
+        return cmd + self.extra
+
+    def start(self) -> OperatorProcess:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, **self.env}
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        import urllib.request
+
+        def healthy() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, f"operator exited: {self.log()[-2000:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=30, interval=0.1, message="operator liveness endpoint")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, like an OOM kill or a lost node."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+
+def deployment(api: client.ApiClient, namespace: str, name: str) -> client.V1Deployment:
+    return client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
+
+
+def env_of(dep: client.V1Deployment) -> dict[str, Any]:
+    """Container env as name -> value (or the valueFrom dict for references)."""
+    out: dict[str, Any] = {}
+    for e in dep.spec.template.spec.containers[0].env or []:
+        out[e.name] = e.value if e.value_from is None else e.value_from.to_dict()
+    return out
+
+
+def ingress_hosts(api: client.ApiClient, namespace: str, name: str) -> list[str]:
+    ing = client.NetworkingV1Api(api).read_namespaced_ingress(name, namespace)
+    return [r.host for r in ing.spec.rules or []]
+
+
+def jobs(api: client.ApiClient, namespace: str, component: str) -> list[client.V1Job]:
+    return client.BatchV1Api(api).list_namespaced_job(
+        namespace, label_selector=f"app.kubernetes.io/component={component}").items
+
+
+def events_for(api: client.ApiClient, namespace: str, name: str) -> list[client.CoreV1Event]:
+    return client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=MultiSiteProject").items
+
+
+def wait_gone(fn: Any, timeout: float = 30, message: str = "object deleted") -> None:
+    def gone() -> bool:
+        try:
+            fn()
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, timeout=timeout, message=message)
+
+
+def elapsed(start: float) -> float:
+    return time.monotonic() - start
