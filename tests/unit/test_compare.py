@@ -1,0 +1,28 @@
+"""What counts as 'nothing to change' when comparing a desired child with the server's copy."""
+
+from multisite_operator.kube import covers, redact
+
+
+def test_server_defaults_do_not_count_as_changes():
+    want = {"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "a"}]}}}}
+    have = {"spec": {"replicas": 2, "progressDeadlineSeconds": 600,
+                     "template": {"spec": {"containers": [{"name": "web", "image": "a", "terminationMessagePath": "/x"}]}}}}
+    assert covers(have, want)
+
+
+def test_a_changed_or_added_list_entry_counts():
+    want = {"env": [{"name": "A", "value": "1"}]}
+    assert not covers({"env": [{"name": "A", "value": "2"}]}, want)
+    assert not covers({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "x"}]}, want)
+
+
+def test_equal_quantities_are_equal():
+    assert covers({"cpu": "500m", "memory": "1Gi"}, {"cpu": "0.5", "memory": "1024Mi"})
+    assert not covers({"cpu": "500m"}, {"cpu": "1"})
+
+
+def test_redact_removes_secret_values_and_url_passwords():
+    text = "could not connect to postgres://app:s3cr3t-pw@db:5432/app; token abcdEFGH"
+    out = redact(text, ["abcdEFGH"])
+    assert "s3cr3t-pw" not in out and "abcdEFGH" not in out
+    assert "postgres://app:[redacted]@db:5432/app" in out
