@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler], force=True)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    if not args.verbose:
+        # kopf logs every handled event ("Handler 'child_event' succeeded"): thousands of lines at scale.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.metrics_port:
         from prometheus_client import start_http_server
 
