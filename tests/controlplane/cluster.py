@@ -274,12 +274,14 @@ class ControlPlane:
             raise ControlPlaneError(f"binaries missing in {self.bin_dir}: {missing} (run `make cluster-build`)")
         if self._load_state()["procs"]:
             self.stop()  # leftovers of a crashed run in the same state dir
-        if self.state_dir.exists():
+        if self.state_dir.exists() and any(self.state_dir.iterdir()):
+            if not self._state_file().exists():  # never wipe a directory that is not ours
+                raise ControlPlaneError(f"{self.state_dir} is not empty and holds no control plane state")
             for child in self.state_dir.iterdir():  # keep the dir itself: a temp dir we own, or the CLI's
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         for d in (self.state_dir, self.pki, self.logs, self.state_dir / "etcd"):
             d.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.state_dir, 0o700)  # private keys inside
+            os.chmod(d, 0o700)  # private keys and cluster data inside
         ports = {"etcd": free_port(), "etcd_peer": free_port(), "apiserver": free_port()}
         self._save_state({"ports": ports, "procs": {}, "release": self.release})
         if not self.detach:
@@ -317,24 +319,17 @@ class ControlPlane:
         """
         with self._lock:
             state = self._load_state()
-            targets: dict[int, str] = {}
-            for name in reversed(COMPONENTS):
-                rec = state["procs"].get(name)
-                if rec and _proc_start_time(rec["pid"]) == rec["start"]:
-                    targets[rec["pid"]] = name
-            for pid in self.leftover_pids():
-                targets.setdefault(pid, "stray")
-            for pid in targets:
-                self._signal(pid, signal.SIGTERM)
-            end = time.monotonic() + timeout
-            while time.monotonic() < end and any(self._alive(p) for p in targets):
-                time.sleep(0.05)
-            for pid in targets:
-                if self._alive(pid):
-                    self._signal(pid, signal.SIGKILL)
-            end = time.monotonic() + 5
-            while time.monotonic() < end and any(self._alive(p) for p in targets):
-                time.sleep(0.05)
+            live: dict[str, set[int]] = {name: set() for name in TOOLS}
+            for name, rec in state["procs"].items():
+                if _proc_start_time(rec["pid"]) == rec["start"]:
+                    live[name].add(rec["pid"])
+            for name, pid in self._scan():  # covers a stale or lost pid file
+                live[name].add(pid)
+            # In stages: clients first, then the apiserver (its graceful shutdown writes to etcd, and it only exits
+            # quickly once no client holds a watch open), then etcd.
+            stages = (("kwok", "kube-scheduler", "kube-controller-manager", "kubectl"), ("kube-apiserver",), ("etcd",))
+            for names in stages:
+                self._terminate([pid for n in names for pid in live[n]], timeout)
             self._procs.clear()
             if self._state_file().exists():
                 state["procs"] = {}
@@ -357,21 +352,16 @@ class ControlPlane:
         self.start_apiserver(timeout)
         return time.monotonic() - t0
 
-    def stop_apiserver(self, timeout: float = 15) -> None:
-        """Stop kube-apiserver alone (the rest keeps running and retries), for outage tests."""
+    def stop_apiserver(self, timeout: float = 3) -> None:
+        """Stop kube-apiserver alone (the rest keeps running and retries), for outage tests.
+
+        It stops listening at once on SIGTERM but then waits for open watches (up to --request-timeout) before
+        exiting, so after ``timeout`` it is killed: the outage is the same either way.
+        """
         rec = self._load_state()["procs"].get("kube-apiserver")
         if not rec or _proc_start_time(rec["pid"]) != rec["start"]:
             return
-        pid = rec["pid"]
-        self._signal(pid, signal.SIGTERM)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and self._alive(pid):
-            time.sleep(0.05)
-        if self._alive(pid):
-            self._signal(pid, signal.SIGKILL)
-            end = time.monotonic() + 5
-            while time.monotonic() < end and self._alive(pid):
-                time.sleep(0.05)
+        self._terminate([rec["pid"]], timeout)
 
     def start_apiserver(self, timeout: float = 60) -> None:
         """Start kube-apiserver with its recorded arguments and wait for /readyz."""
@@ -412,6 +402,9 @@ class ControlPlane:
 
         Why: proves a stop left nothing behind, and lets ``down`` clean up even when pids.json is stale or lost.
         """
+        return [pid for _, pid in self._scan()]
+
+    def _scan(self) -> list[tuple[str, int]]:
         marker = str(self.state_dir)
         found = []
         for entry in os.listdir("/proc"):
@@ -420,7 +413,7 @@ class ControlPlane:
             args = _cmdline(int(entry))
             if args and Path(args[0]).name in TOOLS and any(marker in a for a in args[1:]):
                 if _proc_start_time(int(entry)) is not None:
-                    found.append(int(entry))
+                    found.append((Path(args[0]).name, int(entry)))
         return found
 
     def api_client(self) -> kubernetes.client.ApiClient:
@@ -452,6 +445,20 @@ class ControlPlane:
         start = _proc_start_time(proc.pid)
         state["procs"][name] = {"pid": proc.pid, "start": start, "args": argv}
         self._save_state(state)
+
+    def _terminate(self, pids: list[int], timeout: float) -> None:
+        """SIGTERM the process groups, SIGKILL whatever still runs after ``timeout``."""
+        for pid in pids:
+            self._signal(pid, signal.SIGTERM)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(self._alive(p) for p in pids):
+            time.sleep(0.05)
+        for pid in pids:
+            if self._alive(pid):
+                self._signal(pid, signal.SIGKILL)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and any(self._alive(p) for p in pids):
+            time.sleep(0.05)
 
     def _signal(self, pid: int, sig: int) -> None:
         try:
@@ -651,6 +658,8 @@ class ControlPlane:
             "--service-account-signing-key-file", str(p / "sa.key"),
             "--authorization-mode", "Node,RBAC",
             "--service-cluster-ip-range", SERVICE_CIDR,
+            # The `kubernetes` Service cannot point at a loopback address; nothing in this cluster needs it.
+            "--endpoint-reconciler-type", "none",
             "--profiling=false",
         ]
 
@@ -669,6 +678,8 @@ class ControlPlane:
                 "--controllers", "*,-node-ipam-controller,-cloud-node-lifecycle-controller,"
                                  "-node-route-controller,-service-lb-controller",
                 "--node-monitor-period", "1s",
+                # A kwok starved of CPU during a benchmark on 2 cores must not turn the only Node NotReady.
+                "--node-monitor-grace-period", "2m",
                 "--kube-api-qps", "200", "--kube-api-burst", "400",  # defaults (20/30) throttle benchmarks
             ]
         if name == "kube-scheduler":
@@ -680,39 +691,44 @@ class ControlPlane:
                 "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
                 "--config", str(self.state_dir / "kwok-stages.yaml"),
                 "--cidr", POD_CIDR, "--node-ip", "10.255.0.1",
+                "--node-lease-duration-seconds", "40",  # renew the Node's Lease like a kubelet (off by default)
             ]
         raise ValueError(name)
 
 
 # -------------------------------------------------------------------- CLI
-def _default() -> ControlPlane:
-    return ControlPlane(DEFAULT_STATE_DIR, DEFAULT_KUBECONFIG, detach=True)
-
-
 def _usage(cp: ControlPlane) -> str:
     return (
         f"control plane {cp.release} ready at {cp.server}\n"
         f"  export KUBECONFIG={cp.kubeconfig}\n"
         f"  kubectl: {cp.kubectl}\n"
         f"  logs: {cp.logs}/\n"
-        "  stop with: make cluster-down"
+        + ("  stop with: make cluster-down" if cp.state_dir == DEFAULT_STATE_DIR
+           else f"  stop with: {sys.argv[0]} down --state-dir {cp.state_dir}")
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, help=f"default {DEFAULT_STATE_DIR}")
+    common.add_argument("--kubeconfig", type=Path,
+                        help=f"default {DEFAULT_KUBECONFIG}, or <state-dir>/kubeconfig with --state-dir")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start in the background (reuses a running one)")
+    up = sub.add_parser("up", parents=[common], help="start in the background (reuses a running one)")
     up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops it")
-    sub.add_parser("down", help="stop the background control plane")
-    sub.add_parser("status", help="exit 0 if the kubeconfig answers /readyz")
+    sub.add_parser("down", parents=[common], help="stop it (also with stale or lost pid files)")
+    sub.add_parser("status", parents=[common], help="exit 0 if the kubeconfig answers /readyz")
     sub.add_parser("build", help="build the binaries into the cache")
     args = parser.parse_args(argv)
 
     if args.command == "build":
         build()
         return 0
-    cp = _default()
+    if args.state_dir:
+        cp = ControlPlane(args.state_dir, args.kubeconfig, detach=True)
+    else:
+        cp = ControlPlane(DEFAULT_STATE_DIR, args.kubeconfig or DEFAULT_KUBECONFIG, detach=True)
     if args.command == "status":
         ready = cp.is_ready()
         pids = cp.pids()

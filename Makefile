@@ -1,0 +1,33 @@
+# Entry points for the multisite operator. `make test` is the suite the README and .ci/run use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLUSTER := $(PY) tests/controlplane/cluster.py
+
+.PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit
+
+venv:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+
+# Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok from Go modules into
+# .cache/controlplane/<release>/bin (nothing to do when cached).
+cluster-build:
+	tests/controlplane/build.sh
+
+# Starts the control plane in the background (or reuses a running one); kubeconfig at .cache/controlplane/kubeconfig.
+cluster-up: cluster-build
+	$(CLUSTER) up
+
+cluster-down:
+	$(CLUSTER) down
+
+cluster-status:
+	$(CLUSTER) status
+
+test:
+	$(VENV)/bin/pytest tests
+
+test-unit:
+	$(VENV)/bin/pytest tests/unit
