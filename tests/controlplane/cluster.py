@@ -117,8 +117,59 @@ def kwok_module_dir() -> Path:
     return path
 
 
+# kwok pulls no images, so a missing image never fails by itself. This stage plays the kubelet for a registry that
+# lacks every image whose reference contains "does-not-exist": the pod stays Pending with its containers waiting
+# in ErrImagePull, like a real node. Its weight beats pod-ready's (0); the status is deterministic (no timestamps),
+# so re-playing it is a no-op patch that kwok skips, and the pod stays put until it is deleted.
+IMAGE_PULL_FAILED_STAGE = """\
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-image-pull-failed
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Pending'
+    - key: '.spec.containers[] | select(.image | contains("does-not-exist")) | .name'
+      operator: 'Exists'
+  weight: 10000
+  next:
+    statusTemplate: |
+      conditions:
+      - type: Initialized
+        status: "True"
+      - type: Ready
+        status: "False"
+        reason: ContainersNotReady
+      - type: ContainersReady
+        status: "False"
+        reason: ContainersNotReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          waiting:
+            reason: ErrImagePull
+            message: {{ printf "failed to pull and unpack image %q: %s: not found" .image .image | Quote }}
+      {{ end }}
+      phase: Pending
+"""
+
+
 def kwok_stages() -> str:
-    """The stock stages concatenated into one kwok config document stream."""
+    """The stock stages (plus the image pull failure stage) concatenated into one kwok config document stream."""
     module = kwok_module_dir()
     docs = []
     for rel in KWOK_STAGES:
@@ -126,6 +177,7 @@ def kwok_stages() -> str:
         for old, new in _STAGE_PATCHES:
             text = text.replace(old, new)
         docs.append(text.strip() + "\n")
+    docs.append(IMAGE_PULL_FAILED_STAGE)
     return "---\n".join(docs)
 
 
