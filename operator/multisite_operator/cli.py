@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,10 @@ from .crd import crd
 from .models import KIND, MultiSiteProjectSpec
 from .reconcile import readable
 from .render import Owner, render_children
-from .render.env import shared_env, site_env
+from .render.env import served_hosts, shared_env, site_env
+
+# Reached by a local `runserver` or docker-compose web service; kept in ALLOWED_HOSTS by site-env.
+LOCAL_HOSTS = ["localhost", "127.0.0.1"]
 
 
 class Dumper(yaml.SafeDumper):
@@ -63,33 +67,93 @@ def cmd_crd(_: argparse.Namespace) -> None:
     sys.stdout.write(dump_all([crd()]))
 
 
+def in_environment(doc: dict[str, Any], environment: str | None) -> MultiSiteProjectSpec:
+    """The project's spec as if it served `environment` (None: as written), validated again for that choice."""
+    spec = dict(doc.get("spec") or {})
+    if environment is not None:
+        spec["environment"] = environment
+    try:
+        return MultiSiteProjectSpec.model_validate(spec)
+    except ValidationError as exc:
+        name = doc.get("metadata", {}).get("name", "?")
+        raise SystemExit(f"MultiSiteProject {name} ({environment} domains): {readable(exc)}") from None
+
+
 def cmd_hosts(args: argparse.Namespace) -> None:
-    """/etc/hosts lines for local development: every served domain to the loopback address."""
-    for doc, spec in projects(args.file):
-        print(f"# MultiSiteProject {doc['metadata']['name']} ({spec.environment} domains)")
+    """/etc/hosts lines for local development (the hosting document's option two): each domain to this machine.
+
+    Locally the Sites table holds the live domains and the site-switching links point at them, so those are the
+    default; `--environment test` prints the test domains instead.
+    """
+    for doc, _ in projects(args.file):
+        spec = in_environment(doc, args.environment)
+        print(f"# MultiSiteProject {doc['metadata']['name']}: {spec.environment} domains. Add these lines to "
+              "/etc/hosts; remove them when done. They do not work while SITE_ID is forced (site-env).")
+        seen: set[str] = set()
         for site in spec.sites:
             for host in spec.site_domains(site).names():
-                if not host.startswith("*."):  # /etc/hosts has no wildcards
-                    print(f"{args.address}\t{host}\t# {site.slug}")
+                if host in seen:
+                    continue
+                seen.add(host)
+                if host.startswith("*."):
+                    print(f"# {host} ({site.slug}): /etc/hosts has no wildcards; add the names you use")
+                else:
+                    print(f"{args.address}\t{host}\t# {site.slug} ({site.name}, SITE_ID {site.id})")
         if args.port != 80:
-            print(f"# The local server listens on port {args.port}: open http://<domain>:{args.port}/")
+            print(f"# The local server listens on port {args.port}, not 80: append it to every address, "
+                  f"e.g. http://{spec.site_domains(spec.sites[0]).domain}:{args.port}/")
+
+
+def sh_quote(value: str) -> str:
+    """A POSIX shell word for `value`; double quotes where they keep Python literals readable."""
+    import shlex
+
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", value):
+        return value
+    if "!" in value:  # history expansion in interactive shells: only single quotes are safe
+        return shlex.quote(value)
+    return '"' + re.sub(r'([\\"$`])', r"\\\1", value) + '"'
 
 
 def cmd_site_env(args: argparse.Namespace) -> None:
-    """The env that forces one site locally (SITE_ID plus the multisite settings), as shell exports."""
-    import shlex
+    """Shell exports that force one site locally (the hosting document's option one: SITE_ID), with the multisite
+    settings the cluster gives the same site, so the local runtime parses exactly what the pods get.
 
-    for _, spec in projects(args.file):
-        site = next((s for s in spec.sites if s.slug == args.slug), None)
+    STAGE and the Secret-backed variables (DATABASE_URL, DEFAULT_STORAGE_DSN) are left to the local environment.
+    """
+    slugs: list[str] = []
+    for doc, first in projects(args.file):
+        site = next((s for s in first.sites if s.slug == args.slug), None)
         if site is None:
-            raise SystemExit(f"no site with slug {args.slug!r}; slugs: {', '.join(s.slug for s in spec.sites)}")
+            slugs += [s.slug for s in first.sites]
+            continue
+        spec = in_environment(doc, args.environment)
+        site = next(s for s in spec.sites if s.slug == args.slug)
         env = site_env(spec, site) if spec.mode == "multi-project" else shared_env(spec)
+        # The site's instance (multi-project) or the shared one, plus the local addresses a browser uses.
+        served = spec.site_domains(site).names() if spec.mode == "multi-project" else served_hosts(spec)
+        hosts = list(dict.fromkeys(LOCAL_HOSTS + served))
+        print(f"# Force site {site.slug} ({site.name}, SITE_ID {site.id}) of MultiSiteProject "
+              f"{doc['metadata']['name']} ({spec.environment} domains):")
+        flags = "" if args.environment == "live" else f" --environment {args.environment}"
+        print(f'#   eval "$(multisite-operator site-env {args.file} {site.slug}{flags})"   then restart the server')
         for var in env:
-            if "value" not in var:
-                continue  # Secret references stay in the cluster
-            value = str(site.id) if var["name"] == "SITE_ID" else var["value"]
-            print(f"export {var['name']}={shlex.quote(value)}")
+            name = var["name"]
+            if name == "STAGE":
+                continue  # the local environment's own (local)
+            if "valueFrom" in var:
+                ref = var["valueFrom"].get("secretKeyRef")
+                where = f"Secret {ref.get('name')} (key {ref.get('key')})" if ref else "a reference"
+                print(f"# {name}: from {where} in the cluster; set your local one")
+                continue
+            value = var.get("value", "")  # no value is the empty string, as in the container
+            if name == "SITE_ID":
+                value = str(site.id)
+            elif name == "ALLOWED_HOSTS":
+                value = repr(hosts)
+            print(f"export {name}={sh_quote(value)}")
         return
+    raise SystemExit(f"{args.file}: no site with slug {args.slug!r}; slugs: {', '.join(slugs)}")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -121,14 +185,18 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_crd)
 
     r = sub.add_parser("hosts", help="print /etc/hosts lines for a project's domains (local development)")
-    r.add_argument("file")
-    r.add_argument("--address", default="127.0.0.1")
+    r.add_argument("file", help="manifest with one or more MultiSiteProjects ('-' for stdin)")
+    r.add_argument("--address", default="127.0.0.1", help="address the domains resolve to (default 127.0.0.1)")
     r.add_argument("--port", type=int, default=80, help="port of the local server (a note is printed if not 80)")
+    r.add_argument("--environment", choices=["live", "test"], default="live",
+                   help="which domains (default live: what the local Sites table and site-switching links use)")
     r.set_defaults(func=cmd_hosts)
 
-    r = sub.add_parser("site-env", help="print the env that forces one site locally")
-    r.add_argument("file")
-    r.add_argument("slug")
+    r = sub.add_parser("site-env", help="print shell exports that force one site locally (SITE_ID and multisite vars)")
+    r.add_argument("file", help="manifest with the MultiSiteProject ('-' for stdin)")
+    r.add_argument("slug", help="the site to force, by slug")
+    r.add_argument("--environment", choices=["live", "test"], default="live",
+                   help="which domains the multisite settings use (default live, like hosts)")
     r.set_defaults(func=cmd_site_env)
     return p
 
