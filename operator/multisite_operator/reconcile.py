@@ -20,6 +20,7 @@ from . import conditions as cond
 from .kube import KubeApi, needs_apply, redact
 from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL, IMAGE_ANNOTATION, PROJECT_LABEL, SITES_ANNOTATION, site_name, web_name
+from .pods import report as report_pull_problems
 from .render import Obj, Owner, migrate_job, populate_job, render_children
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ class Reconciler:
         self._written: dict[tuple[str, str, str], Obj] = {}  # status we last wrote, per project uid
         self._failures: dict[tuple[str, str], str] = {}  # failure message per (namespace, job), read once
 
-    async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None) -> Outcome:
+    async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None,
+                        image_problems: list[str] | None = None) -> Outcome:
         meta = project["metadata"]
         ns, name, uid = meta["namespace"], meta["name"], meta.get("uid")
         owner = Owner(name=name, namespace=ns, uid=uid)
@@ -137,6 +139,7 @@ class Reconciler:
         outcome.writes += len(stale)
 
         status = await self._status(spec, owner, project, old, current, {key(o) for o in applied}, site_image, secrets.values)
+        status = report_pull_problems(old, status, image_problems or [])  # pods.py: ImagePullFailed
         outcome.status = status
         await self._write_status(project, old, status, outcome)
         return outcome
