@@ -75,8 +75,26 @@ def shared_env(spec: MultiSiteProjectSpec) -> list[EnvVar]:
     return env + secret_env(spec) + list(spec.env)
 
 
+def aldryn_sites_domains_literal(spec: MultiSiteProjectSpec, site: Site) -> str:
+    """ALDRYN_SITES_DOMAINS for one site's instance: a Python dict literal keyed by the site's OWN id.
+
+    Without it aldryn-django builds the dict from DOMAIN/DOMAIN_ALIASES/DOMAIN_REDIRECTS keyed by the constant 1,
+    whatever SITE_ID is. In multi-project mode that is wrong twice over: aldryn-sites' set_site_names() then writes
+    this site's domain onto Site 1 in the shared database (every instance overwriting site 1 in turn), and its
+    SiteMiddleware, which looks the config up by SITE_ID, finds nothing and never redirects.
+    """
+    domains = spec.site_domains(site)
+    value = {site.id: {"name": site.name, "domain": domains.domain, "aliases": list(domains.aliases),
+                       "redirects": list(domains.redirects)}}
+    return repr(value)
+
+
 def site_env(spec: MultiSiteProjectSpec, site: Site) -> list[EnvVar]:
-    """The env of one site's own Django instance (multi-project mode, and local development of one site)."""
+    """The env of one site's own Django instance (multi-project mode, and local development of one site).
+
+    DOMAIN, DOMAIN_ALIASES and DOMAIN_REDIRECTS are what aldryn-django documents (comma-separated, split on ',');
+    ALDRYN_SITES_DOMAINS carries the same names keyed by this site's id, which aldryn-django prefers over them.
+    """
     domains = spec.site_domains(site)
     env = [
         _plain("STAGE", spec.environment),
@@ -85,7 +103,16 @@ def site_env(spec: MultiSiteProjectSpec, site: Site) -> list[EnvVar]:
         _plain("DOMAIN", domains.domain),
         _plain("DOMAIN_ALIASES", ",".join(domains.aliases)),
         _plain("DOMAIN_REDIRECTS", ",".join(domains.redirects)),
+        _plain("ALDRYN_SITES_DOMAINS", aldryn_sites_domains_literal(spec, site)),
         _plain("ALLOWED_HOSTS", repr(domains.names())),
     ]
     return env + secret_env(spec) + list(spec.env)
 
+
+def stored_form(env: list[EnvVar]) -> list[EnvVar]:
+    """The env as the API server stores it: an empty `value` is dropped (omitempty).
+
+    Rendered objects must match what is stored, or every comparison with the observed object differs and every
+    reconcile re-applies. A variable without a value is the empty string in the container, as before.
+    """
+    return [{k: v for k, v in e.items() if not (k == "value" and v == "")} for e in env]

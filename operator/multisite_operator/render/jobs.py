@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..models import JobSpec, MultiSiteProjectSpec
 from ..naming import CONTENT_HASH, IMAGE_ANNOTATION, SITES_ANNOTATION, component_labels, content_hash, job_name
-from .env import shared_env, site_env
+from .env import shared_env, site_env, stored_form
 from .pod import Obj, Owner, container, metadata, pod_spec, template_metadata
 
 # What population writes depends only on these variables (plus image, command and database).
@@ -37,7 +37,7 @@ def _job(
 ) -> Obj:
     labels = component_labels(owner.name, kind)
     annotations = {CONTENT_HASH: digest, IMAGE_ANNOTATION: spec.image, **annotations}
-    c = container(spec, name=kind, image=spec.image, env=env, command=command)
+    c = container(spec, name=kind, image=spec.image, env=stored_form(env), command=command)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..models import MultiSiteProjectSpec, Site
 from ..naming import IMAGE_ANNOTATION, component_labels, selector_labels, site_name, web_name
-from .env import shared_env, site_env
+from .env import shared_env, site_env, stored_form
 from .pod import Obj, Owner, container, metadata, pod_spec, template_metadata
 
 SERVICE_PORT = 80
@@ -24,7 +24,7 @@ def deployment(
 ) -> Obj:
     labels = component_labels(owner.name, component, site)
     web = container(
-        spec, name="web", image=image, env=env, command=spec.command, args=spec.args, resources=resources, web=True
+        spec, name="web", image=image, env=stored_form(env), command=spec.command, args=spec.args, resources=resources, web=True
     )
     return {
         "apiVersion": "apps/v1",
@@ -72,6 +72,22 @@ def shared_web(spec: MultiSiteProjectSpec, owner: Owner) -> list[Obj]:
     ]
 
 
+def site_resources(spec: MultiSiteProjectSpec, site: Site) -> Obj | None:
+    """The project's resources with the site's on top, per section and per resource name.
+
+    A site that sets only `requests.memory` keeps the project's cpu request and its limits: an override changes
+    what it names and nothing else, like the rest of the site's settings that come from the project spec.
+    """
+    base, own = spec.resources or {}, site.resources or {}
+    if not own:
+        return spec.resources
+    merged: Obj = {}
+    for section in dict.fromkeys([*base, *own]):
+        a, b = base.get(section), own.get(section)
+        merged[section] = {**a, **b} if isinstance(a, dict) and isinstance(b, dict) else (b if section in own else a)
+    return merged
+
+
 def site_web(spec: MultiSiteProjectSpec, owner: Owner, site: Site, image: str) -> list[Obj]:
     """One site's Deployment and Service; `image` is the version the project is rolled to, not always spec.image."""
     name = site_name(owner.name, site.slug)
@@ -85,7 +101,7 @@ def site_web(spec: MultiSiteProjectSpec, owner: Owner, site: Site, image: str) -
             image=image,
             env=site_env(spec, site),
             replicas=spec.replicas if site.replicas is None else site.replicas,
-            resources=site.resources,
+            resources=site_resources(spec, site),
         ),
         service(owner, name=name, component="site", site=site.slug),
     ]
