@@ -1,0 +1,177 @@
+"""The operator image, checked without a container engine: the Dockerfile parsed as Docker parses it.
+
+No engine runs on this machine, so what `docker build -t multisite-operator .` would produce is checked in parts:
+the base is pinned by digest, the process runs as a numeric non-root user, Docker's HEALTHCHECK hits the liveness
+endpoint the command opens, the entry point is the command the e2e tests run, and the build context that
+.dockerignore leaves really builds the package (the wheel step of the Dockerfile, run here with pip).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+from multisite_operator.cli import parser
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from e2e.support import OperatorProcess  # noqa: E402 - the command the e2e tests start
+
+PINNED = re.compile(r"^[\w.\-/]+:(?P<tag>[\w.\-]+)@sha256:[0-9a-f]{64}$")
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> DockerfileParser:
+    return DockerfileParser(str(ROOT / "Dockerfile"))
+
+
+def instructions(df: DockerfileParser, name: str) -> list[str]:
+    return [i["value"] for i in df.structure if i["instruction"] == name]
+
+
+def final_stage(df: DockerfileParser) -> list[dict]:
+    start = max(n for n, i in enumerate(df.structure) if i["instruction"] == "FROM")
+    return df.structure[start:]
+
+
+def exec_form(value: str) -> list[str]:
+    """ENTRYPOINT/CMD must be JSON arrays: the shell form would make `sh` PID 1 and swallow SIGTERM."""
+    parsed = json.loads(value)
+    assert isinstance(parsed, list) and all(isinstance(p, str) for p in parsed), value
+    return parsed
+
+
+def run_command(df: DockerfileParser) -> list[str]:
+    stage = final_stage(df)
+    entry = [exec_form(i["value"]) for i in stage if i["instruction"] == "ENTRYPOINT"]
+    cmd = [exec_form(i["value"]) for i in stage if i["instruction"] == "CMD"]
+    assert len(entry) == 1 and len(cmd) == 1
+    return entry[0] + cmd[0]
+
+
+def test_every_base_image_is_pinned_by_digest_to_the_supported_python(dockerfile):
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    minimum = pyproject["project"]["requires-python"].removeprefix(">=")
+    bases = [b for b in dockerfile.parent_images]
+    assert bases, "no FROM"
+    for base in bases:  # ARG substituted by the parser, as docker does
+        match = PINNED.match(base)
+        assert match, f"{base}: pin the base with a tag and its @sha256 digest"
+        assert match["tag"] != "latest"
+        version = re.match(r"(\d+\.\d+)", match["tag"])
+        assert version and version[1] == minimum, f"{base}: the package is tested on Python {minimum}"
+        assert "slim" in match["tag"], "a small base: the operator needs no compiler or system packages"
+
+
+def test_runs_as_a_numeric_non_root_user(dockerfile):
+    users = [i["value"] for i in final_stage(dockerfile) if i["instruction"] == "USER"]
+    assert users, "the final stage sets no USER: it would run as root"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) != 0, "numeric, so Kubernetes' runAsNonRoot can check it"
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+    deployment = (ROOT / "deploy" / "deployment.yaml").read_text()
+    assert f"runAsUser: {uid}" in deployment, "the Deployment runs the image's user"
+
+
+def test_entry_point_is_the_command_the_tests_run(dockerfile):
+    """`multisite-operator run` in the image is `python -m multisite_operator.cli run` of tests/e2e/support.py."""
+    command = run_command(dockerfile)
+    assert command[:2] == ["multisite-operator", "run"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["multisite-operator"] == "multisite_operator.cli:main"
+    tested = OperatorProcess("kubeconfig", ["ns"], Path("log")).command
+    assert tested[1:4] == ["-m", "multisite_operator.cli", "run"]  # cli's __main__ calls the same main()
+    args = parser().parse_args(command[1:])  # the image's defaults are options `run` accepts
+    assert args.func.__name__ == "cmd_run"
+    assert args.namespace == [], "the image watches every namespace by default"
+    assert args.log_format == "json" and args.metrics_port and args.liveness
+
+
+def test_healthcheck_and_ports_match_the_liveness_and_metrics_options(dockerfile):
+    args = parser().parse_args(run_command(dockerfile)[1:])
+    liveness = urlparse(args.liveness)
+    assert liveness.hostname == "0.0.0.0", "reachable by the kubelet's probe, not only from inside the pod"
+    health = [i["value"] for i in final_stage(dockerfile) if i["instruction"] == "HEALTHCHECK"]
+    assert len(health) == 1 and f"127.0.0.1:{liveness.port}{liveness.path}" in health[0]
+    exposed = {int(p) for value in instructions(dockerfile, "EXPOSE") for p in value.split()}
+    assert exposed == {liveness.port, args.metrics_port}
+
+
+def test_no_shell_form_or_secrets_baked_in(dockerfile):
+    for key in dockerfile.envs:
+        assert not re.search(r"TOKEN|PASSWORD|SECRET|KUBECONFIG", key), key
+    assert not any(i["instruction"] == "ADD" for i in dockerfile.structure), "COPY, never ADD (no remote fetches)"
+
+
+# --- the build context --------------------------------------------------------------------------------------------
+def ignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
+    """.dockerignore as Docker reads it: in order, '!' re-includes, the last matching line wins."""
+    out = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.removeprefix("!").strip("/")
+        rx = re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        out.append((negate, re.compile(rx + "$")))
+    return out
+
+
+def in_context(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    parts = path.split("/")
+    included = True
+    for negate, rx in patterns:  # a pattern matching a parent directory matches what is inside it
+        if any(rx.match("/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+            included = negate
+    return included
+
+
+def context_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    patterns = ignore_patterns()
+    return sorted(p for p in listed if (ROOT / p).is_file() and in_context(p, patterns))
+
+
+def test_build_context_is_only_what_the_image_needs():
+    patterns = ignore_patterns()
+    files = context_files()
+    assert "pyproject.toml" in files and "README.md" in files
+    assert "operator/multisite_operator/cli.py" in files
+    for heavy in (".venv/bin/python", ".cache/controlplane/kubeconfig", ".git/HEAD", "tests/conftest.py",
+                  "operator/multisite_operator/__pycache__/cli.cpython-311.pyc"):
+        assert not in_context(heavy, patterns), f"{heavy} would be sent to the builder"
+    copied = {v.split()[0] for v in instructions(DockerfileParser(str(ROOT / "Dockerfile")), "COPY")
+              if not v.startswith("--from")}
+    for source in copied:  # every COPY source is in the context
+        assert any(f == source or f.startswith(source.rstrip("/") + "/") for f in files), source
+
+
+@pytest.mark.timeout(300)
+def test_build_context_builds_the_package_with_its_console_script(tmp_path):
+    """The Dockerfile's `pip wheel .` on exactly the files .dockerignore lets through (build deps from PyPI)."""
+    context = tmp_path / "context"
+    for rel in context_files():
+        (context / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, context / rel)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir",
+                           str(tmp_path / "wheels"), str(context)], capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = (tmp_path / "wheels").glob("multisite_operator-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        entry_points = next(zf.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    for module in ("cli", "runner", "handlers", "reconcile", "metrics", "render/env"):
+        assert f"multisite_operator/{module}.py" in names
+    assert "multisite-operator = multisite_operator.cli:main" in entry_points
