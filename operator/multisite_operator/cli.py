@@ -172,8 +172,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     r.add_argument("--log-format", choices=["plain", "json"], default="plain")
     r.add_argument("--verbose", action="store_true")
-    r.add_argument("--peering", default=None, help="kopf peering name for HA (needs the peering CRDs)")
+    r.add_argument("--peering", default=None, help="kopf peering name (needs the peering CRDs; equal priorities "
+                   "pause every replica, so for HA use --leader-elect)")
     r.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    r.add_argument("--leader-elect", action="store_true",
+                   help="HA: run several replicas; only the holder of a coordination.k8s.io Lease reconciles")
+    r.add_argument("--lease-name", default="multisite-operator", help="name of the Lease (default %(default)s)")
+    r.add_argument("--lease-namespace", default=None,
+                   help="namespace of the Lease (default: POD_NAMESPACE, the pod's own, else multisite-operator)")
+    r.add_argument("--identity", default=None,
+                   help="this replica in the Lease (default: POD_NAME or host name, plus a random suffix)")
+    r.add_argument("--lease-duration", type=float, default=15.0, help="seconds a standby waits for a silent leader")
+    r.add_argument("--renew-deadline", type=float, default=10.0, help="seconds the leader retries renewing")
+    r.add_argument("--retry-period", type=float, default=2.0, help="seconds between renewals and attempts")
     r.set_defaults(func=cmd_run)
 
     r = sub.add_parser("render", help="print the child objects the operator would apply, as YAML")

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
-from kubernetes import client, config
 from pydantic import ValidationError
 
-from . import metrics
-from .kube import KubeApi
-from .models import GROUP, PLURAL, VERSION, MultiSiteProjectSpec
+from . import metrics, pods
+from .kube import KubeApi, load_api_client
+from .models import GROUP, KIND, PLURAL, VERSION, MultiSiteProjectSpec
 from .naming import MANAGED_BY, MANAGER, PROJECT_LABEL
 from .reconcile import Reconciler
 
@@ -61,14 +60,37 @@ class _State:
 
 @dataclass
 class Controller:
-    """Coalesces triggers per project: one reconcile at a time, and one more if anything happened meanwhile."""
+    """Coalesces triggers per project: one reconcile at a time, and one more if anything happened meanwhile.
+
+    `active` is False on a standby replica (leader election, see leader.py): it keeps its caches warm from the
+    watches but reconciles nothing, so it writes nothing, until it holds the Lease.
+    """
 
     reconciler: Reconciler | None = None
     indexes: dict[str, Any] = field(default_factory=dict)
     states: dict[Key, _State] = field(default_factory=dict)
     in_conflict: set[Key] = field(default_factory=set)
+    active: bool = True
+    pulling: dict[str, Key] = field(default_factory=dict)  # pod uid -> project, for pods that cannot pull
+    pull_messages: dict[Key, dict[str, str]] = field(default_factory=dict)  # first kubelet message per image
+
+    def activate(self) -> None:
+        """Leader from now on: reconcile every known project once (the standby skipped their events)."""
+        self.active = True
+        for key in list((self.indexes.get("projects_idx") or {}).keys()):
+            asyncio.ensure_future(self.trigger(key))
+
+    def deactivate(self) -> None:
+        """Lost the Lease: stop acting at once; the next leader reconciles from the cluster's state."""
+        self.active = False
+        for state in self.states.values():
+            if state.retry is not None:
+                state.retry.cancel()
+                state.retry = None
 
     async def trigger(self, key: Key) -> None:
+        if not self.active:
+            return
         state = self.states.setdefault(key, _State())
         state.dirty = True
         if state.running:
@@ -100,10 +122,17 @@ class Controller:
                 out.append(f"domain {host} is already served by MultiSiteProject {older[0][1]}/{older[0][2]}")
         return out
 
+    def image_problems(self, key: Key) -> list[str]:
+        problems = list((self.indexes.get("pull_problems_idx") or {}).get(key, []))
+        if not problems:
+            self.pull_messages.pop(key, None)
+            return []
+        return pods.describe(problems, self.pull_messages.setdefault(key, {}))
+
     async def _once(self, key: Key, state: _State) -> None:
         projects = self.indexes.get("projects_idx")
         found = list(projects.get(key, [])) if projects is not None else []
-        if not found or self.reconciler is None:
+        if not found or self.reconciler is None or not self.active:
             self.states.pop(key, None)
             return
         project = found[0]
@@ -112,7 +141,7 @@ class Controller:
         (self.in_conflict.add if conflicts else self.in_conflict.discard)(key)
         started = time.perf_counter()
         try:
-            outcome = await self.reconciler.reconcile(project, children, conflicts)
+            outcome = await self.reconciler.reconcile(project, children, conflicts, self.image_problems(key))
         except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff, never dropped
             state.failures += 1
             delay = min(2 ** state.failures, 60)
@@ -137,11 +166,7 @@ CONTROLLER = Controller()
 # --- startup ------------------------------------------------------------------------------------------------------
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    api_client = client.ApiClient()
+    api_client = load_api_client()
     # Posting kopf's own logs as Events would write on every reconcile; ours are posted on purpose.
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 60
@@ -169,8 +194,24 @@ def domains_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[st
     return {host: claim for host in served_domains(body.get("spec"))}
 
 
-def _child(body: kopf.Body, namespace: str, labels: Any) -> dict[Key, dict[str, Any]] | None:
+def owning_project(body: Any, labels: Any) -> str | None:
+    """The project that made this object: our labels AND our controller reference, never labels alone.
+
+    Children are pruned when no longer desired, so an object someone else made (or copied) with our labels must
+    not count as ours: only an object whose controller ownerReference is that MultiSiteProject does.
+    """
     project = labels.get(PROJECT_LABEL)
+    if not project:
+        return None
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if (ref.get("controller") and ref.get("kind") == KIND and ref.get("name") == project
+                and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")):
+            return project
+    return None
+
+
+def _child(body: kopf.Body, namespace: str, labels: Any) -> dict[Key, dict[str, Any]] | None:
+    project = owning_project(body, labels)
     return {(namespace, project): slim(body)} if project else None
 
 
@@ -194,9 +235,17 @@ def jobs_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
     return _child(body, namespace, labels)
 
 
+@kopf.index("v1", "pods", labels=OURS)
+def pull_problems_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+    """Only pods that cannot pull their image are kept: a few small dicts, not every pod of every project."""
+    project = labels.get(PROJECT_LABEL)
+    problem = pods.pull_problem(body) if project else None
+    return {(namespace, project): problem} if problem else None
+
+
 def _capture(kwargs: dict[str, Any]) -> None:
     """kopf hands the live index objects to every handler; the controller keeps them to read between events."""
-    for name in ("projects_idx", "domains_idx", *CHILD_INDEXES):
+    for name in ("projects_idx", "domains_idx", "pull_problems_idx", *CHILD_INDEXES):
         if name in kwargs:
             CONTROLLER.indexes[name] = kwargs[name]
 
@@ -222,8 +271,24 @@ async def project_event(namespace: str, name: str, type: str | None, **kwargs: A
 @kopf.on.event("v1", "services", labels=OURS)
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OURS)
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
-async def child_event(namespace: str, labels: Any, **kwargs: Any) -> None:
+async def child_event(namespace: str, labels: Any, body: kopf.Body, **kwargs: Any) -> None:
     _capture(kwargs)
-    project = labels.get(PROJECT_LABEL)
+    project = owning_project(body, labels)
     if project:
         await CONTROLLER.trigger((namespace, project))
+
+
+@kopf.on.event("v1", "pods", labels=OURS)
+async def pod_event(namespace: str, labels: Any, body: kopf.Body, uid: str, type: str | None,
+                    **kwargs: Any) -> None:
+    """Reconcile only when a pod starts or stops failing to pull: pods change often, pull failures rarely."""
+    _capture(kwargs)
+    project = labels.get(PROJECT_LABEL)
+    failing = type != "DELETED" and pods.pull_problem(body) is not None
+    if not project or failing == (uid in CONTROLLER.pulling):
+        return
+    if failing:
+        CONTROLLER.pulling[uid] = (namespace, project)
+    else:
+        CONTROLLER.pulling.pop(uid, None)
+    await CONTROLLER.trigger((namespace, project))

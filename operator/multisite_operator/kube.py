@@ -37,6 +37,18 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
 RETRYABLE = {409, 429, 500, 502, 503, 504}
 
 
+def load_api_client() -> client.ApiClient:
+    """In-cluster credentials in a pod, else the kubeconfig ($KUBECONFIG): what `multisite-operator run` acts as."""
+    from kubernetes import config
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
 def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
     prefix, plural = KINDS[(api_version, kind)]
     path = f"{prefix}/namespaces/{namespace}/{plural}"

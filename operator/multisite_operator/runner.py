@@ -18,8 +18,31 @@ def run(args: argparse.Namespace) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port)
-    asyncio.run(
-        kopf.operator(
+    asyncio.run(_operate(args))
+
+
+async def _operate(args: argparse.Namespace) -> None:
+    """kopf, plus (with --leader-elect) the Lease loop that switches reconciling on and off; see leader.py."""
+    import kopf
+
+    from .handlers import CONTROLLER
+
+    elector = None
+    if getattr(args, "leader_elect", False):
+        from .kube import KubeApi, load_api_client
+        from .leader import LeaderElector, LeaseConfig, default_identity, default_namespace
+
+        lease = LeaseConfig(
+            name=args.lease_name, namespace=args.lease_namespace or default_namespace(),
+            identity=args.identity or default_identity(), lease_duration=args.lease_duration,
+            renew_deadline=args.renew_deadline, retry_period=args.retry_period,
+        )
+        CONTROLLER.active = False  # a standby until the Lease is ours
+        elector = LeaderElector(KubeApi(load_api_client(), attempts=1), lease, CONTROLLER.activate,
+                                CONTROLLER.deactivate)
+    task = asyncio.create_task(elector.run()) if elector else None
+    try:
+        await kopf.operator(
             clusterwide=not args.namespace,
             namespaces=args.namespace,
             liveness_endpoint=args.liveness,
@@ -27,4 +50,8 @@ def run(args: argparse.Namespace) -> None:
             peering_name=args.peering,
             priority=args.priority,
         )
-    )
+    finally:
+        if task is not None:
+            task.cancel()
+        if elector is not None:
+            await asyncio.to_thread(elector.release)
