@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
 
-.PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit
+.PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run
 
 venv:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,19 @@ test:
 
 test-unit:
 	$(VENV)/bin/pytest tests/unit
+
+# The example on the local control plane with the operator running from this checkout (log: .cache/demo/); it stays
+# up until `make demo-down`. See scripts/demo.sh.
+demo: venv cluster-build
+	scripts/demo.sh up
+
+demo-down:
+	scripts/demo.sh down
+
+# The operator in the foreground against $$KUBECONFIG (default: the local control plane), every namespace, as the
+# image runs it. Narrow it with e.g. `make run RUN_ARGS="--namespace dev"`.
+KUBECONFIG ?= $(CURDIR)/.cache/controlplane/kubeconfig
+RUN_ARGS ?=
+run: venv
+	KUBECONFIG=$(KUBECONFIG) $(VENV)/bin/multisite-operator run --liveness http://127.0.0.1:8080/healthz \
+		--metrics-port 9090 $(RUN_ARGS)
