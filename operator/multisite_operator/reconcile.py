@@ -87,6 +87,13 @@ def deployed_image(dep: Obj) -> str | None:
     return ((dep.get("metadata") or {}).get("annotations") or {}).get(IMAGE_ANNOTATION)
 
 
+def _listed(slugs: list[str], limit: int = 10) -> str:
+    """Site slugs for a condition message, bounded so that 2000 sites still make a readable line."""
+    shown = ", ".join(slugs[:limit])
+    more = f" and {len(slugs) - limit} more" if len(slugs) > limit else ""
+    return f"{len(slugs)} site{'s' if len(slugs) != 1 else ''} ({shown}{more})"
+
+
 # --- the reconcile ------------------------------------------------------------------------------------------------
 class Reconciler:
     def __init__(self, api: KubeApi, emit: Emit) -> None:
@@ -124,21 +131,32 @@ class Reconciler:
         if spec.mode == "multi-project":
             desired = self._gate_migration(spec, owner, desired, observed, site_image)
 
+        # Switching mode: the old mode's workloads keep serving, and the Ingress keeps routing to them, until every
+        # Deployment of the new mode is Available; then the Ingress moves over and the old ones are pruned.
+        previous = self._previous_mode_workloads(spec, children)
+        handover = bool(previous) and not self._serving(desired, observed)
+        if handover:
+            desired = [d for d in desired if d["kind"] != "Ingress" or key(d) not in observed]
+
         # Apply what differs. Jobs are content-named and immutable: an existing one is never re-applied.
         todo = [d for d in desired if (d["kind"] != "Job" or key(d) not in observed) and needs_apply(d, observed.get(key(d)))]
         applied = await self._apply_all(todo)
         outcome.writes += len(applied)
         current = {**observed, **{key(o): o for o in applied}}
 
-        # Prune children of ours that are no longer desired (never a running migration: it finishes first).
+        # Prune children of ours that are no longer desired. A Job still writing to the shared database is never
+        # killed half-way: it finishes first (see _keep_running_job), then goes.
         wanted = {key(d) for d in desired}
-        stale = [c for c in children if key(c) not in wanted and not self._keep_running_migration(c)]
+        if handover:
+            wanted |= {key(c) for c in previous} | {key(c) for c in children if c["kind"] == "Ingress"}
+        stale = [c for c in children if key(c) not in wanted and not self._keep_running_job(spec, c)]
         for child in stale:
             await self.api.delete(child["apiVersion"], child["kind"], ns, child["metadata"]["name"])
             current.pop(key(child), None)
         outcome.writes += len(stale)
 
-        status = await self._status(spec, owner, project, old, current, {key(o) for o in applied}, site_image, secrets.values)
+        status = await self._status(spec, owner, project, old, current, {key(o) for o in applied}, site_image,
+                                    secrets.values, handover)
         status = report_pull_problems(old, status, image_problems or [])  # pods.py: ImagePullFailed
         outcome.status = status
         await self._write_status(project, old, status, outcome)
@@ -175,19 +193,45 @@ class Reconciler:
                         site_image: str | None) -> list[Obj]:
         mjob = migrate_job(spec, owner)
         mkey = key(mjob)
-        other_running = [
-            c for k, c in observed.items()
-            if k[0] == "Job" and k != mkey and self._keep_running_migration(c)
-        ]
+        other_running = [c for k, c in observed.items() if k != mkey and self._running_migration(c)]
         if (site_image == spec.image and mkey not in observed) or other_running:
             # Already migrated (its Job since removed), or an older migration still runs: start nothing new.
             return [d for d in desired if key(d) != mkey]
         return desired
 
     @staticmethod
-    def _keep_running_migration(child: Obj) -> bool:
+    def _running_migration(child: Obj) -> bool:
         labels = child["metadata"].get("labels") or {}
         return child["kind"] == "Job" and labels.get(COMPONENT_LABEL) == "migrate" and job_state(child) == "running"
+
+    @classmethod
+    def _keep_running_job(cls, spec: MultiSiteProjectSpec, child: Obj) -> bool:
+        """A running Job that must not be deleted yet although no longer desired.
+
+        A migration is never stopped half-way, whatever changed (a newer image, a switch to the shared mode).
+        A populate Job of the shared mode is let finish after a switch to multi-project; within the shared mode a
+        newer populate Job supersedes it, as before.
+        """
+        if cls._running_migration(child):
+            return True
+        labels = child["metadata"].get("labels") or {}
+        return (spec.mode == "multi-project" and child["kind"] == "Job" and labels.get(COMPONENT_LABEL) == "populate"
+                and job_state(child) == "running")
+
+    @staticmethod
+    def _previous_mode_workloads(spec: MultiSiteProjectSpec, children: list[Obj]) -> list[Obj]:
+        """Deployments and Services of the other mode (web in multi-project, sites in shared) still present."""
+        other = "web" if spec.mode == "multi-project" else "site"
+        return [c for c in children if c["kind"] in ("Deployment", "Service")
+                and (c["metadata"].get("labels") or {}).get(COMPONENT_LABEL) == other]
+
+    @staticmethod
+    def _serving(desired: list[Obj], observed: dict) -> bool:
+        """Every desired Deployment exists as rendered and is rolled out and Available."""
+        deps = [d for d in desired if d["kind"] == "Deployment"]
+        return bool(deps) and all(
+            deployment_ready(observed.get(key(d))) and not needs_apply(d, observed.get(key(d))) for d in deps
+        )
 
     async def _apply_all(self, objs: list[Obj]) -> list[Obj]:
         sem = asyncio.Semaphore(APPLY_CONCURRENCY)
@@ -216,7 +260,8 @@ class Reconciler:
         return self._failures[(ns, jname)]
 
     async def _status(self, spec: MultiSiteProjectSpec, owner: Owner, project: Obj, old: Obj, current: dict,
-                      just_applied: set, site_image: str | None, secret_values: list[str]) -> Obj:
+                      just_applied: set, site_image: str | None, secret_values: list[str],
+                      handover: bool = False) -> Obj:
         ns, gen = owner.namespace or "", project["metadata"].get("generation")
         scheme = "https" if spec.ingress.tls.enabled else "http"
         sites = []
@@ -284,45 +329,68 @@ class Reconciler:
             total_ready = ready_replicas
             image = spec.image
         else:
-            mjob = current.get(key(migrate_job(spec, owner)))
-            mstate = "running" if key(migrate_job(spec, owner)) in just_applied else job_state(mjob)
-            all_ready, skew, total_ready = True, [], 0
+            mkey = key(migrate_job(spec, owner))
+            mjob = current.get(mkey)
+            mstate = "running" if mkey in just_applied else job_state(mjob)
+            served_before = {s.get("slug"): s.get("image") for s in old.get("sites") or []}
+            all_ready, total_ready, on_spec = True, 0, 0
+            runs: dict[str, list[str]] = {}  # image -> slugs serving it
+            rolling: list[str] = []
             for entry, site in zip(sites, spec.sites):
                 dkey = ("Deployment", site_name(owner.name, site.slug))
                 dep = current.get(dkey)
-                running = deployed_image(dep) if dep else None
+                target = deployed_image(dep) if dep else None
                 ok = deployment_ready(fresh(dkey))
+                # The image the site's pods serve: the Deployment's once rolled out, until then the one before.
+                served = target if ok else served_before.get(site.slug)
                 ready_n = (dep or {}).get("status", {}).get("readyReplicas", 0) if dep else 0
                 total_ready += ready_n
-                entry.update({"image": running, "readyReplicas": ready_n, "available": ok})
+                entry.update({"image": served, "replicas": (dep or {}).get("spec", {}).get("replicas", 0),
+                              "readyReplicas": ready_n, "available": ok})
+                if target and target != served:
+                    entry["rollingTo"] = target
+                    rolling.append(site.slug)
                 all_ready &= ok
+                on_spec += served == spec.image and ok
                 if dep is not None:
                     known[site.id] = {"slug": site.slug, "id": site.id}
-                if running != spec.image or not ok:
-                    skew.append(f"{site.slug}={running or 'none'}")
+                runs.setdefault(served or "nothing yet", []).append(site.slug)
+            skew = on_spec < len(spec.sites)
             if site_image == spec.image:
                 migrated = cond.condition("Migrated", True, "Succeeded", f"the database schema matches {spec.image}")
             elif mstate == "failed":
                 migrated = cond.condition("Migrated", False, "Failed", await self._job_message(ns, mjob, secret_values))
+            elif mjob is None:
+                migrated = cond.condition("Migrated", "Unknown", "Waiting",
+                                          f"an earlier migration Job runs; {spec.image} migrates after it")
             else:
-                migrated = cond.condition("Migrated", "Unknown", "Migrating", f"migrating the database for {spec.image}")
+                migrated = cond.condition("Migrated", "Unknown", "Migrating",
+                                          f"Job {mkey[1]} migrates the database for {spec.image}")
             failed = mstate == "failed" and site_image != spec.image
             if skew:
-                why = "migration failed, nothing rolls" if failed else "rolling out"
+                why = ("its migration failed, so no site rolls to it" if failed
+                       else "sites roll to it once its migration succeeded" if site_image != spec.image
+                       else "rolling out")
+                detail = "; ".join(f"{_listed(slugs)} on {image}" for image, slugs in runs.items())
+                if rolling:
+                    detail += f"; rolling to {site_image}: {_listed(rolling)}"
                 version = cond.condition("VersionSkew", True, "MigrationFailed" if failed else "RollingOut",
-                                         f"spec.image is {spec.image}; {why}; sites: {', '.join(skew)}")
+                                         f"spec.image is {spec.image}, {why}; {detail}")
             else:
-                version = cond.condition("VersionSkew", False, "AllSitesOnImage", f"every site runs {spec.image}")
+                version = cond.condition("VersionSkew", False, "AllSitesOnImage",
+                                         f"all {len(spec.sites)} sites run {spec.image}")
             if failed:
                 ready = cond.condition("Ready", False, "MigrationFailed", "the migration Job failed; sites stay on "
                                        f"{site_image or 'no image'}; see Migrated")
             elif not all_ready or skew:
-                ready = cond.condition("Ready", False, "RollingOut", "not every site is Available on spec.image")
+                waiting = len(spec.sites) - on_spec
+                ready = cond.condition("Ready", False, "RollingOut",
+                                       f"{waiting} of {len(spec.sites)} sites are not Available on {spec.image} yet")
             elif not ingress_ok:
                 ready = cond.condition("Ready", False, "IngressMissing", "the Ingress is not there yet")
             else:
                 ready = cond.condition("Ready", True, "Ready", f"{len(sites)} sites Available on {spec.image}")
-            progressing = bool(skew) and not failed
+            progressing = skew and not failed
             new_conditions += [
                 migrated, version, ready,
                 cond.condition("Progressing", progressing, "RollingOut" if progressing else "Complete",
@@ -332,6 +400,14 @@ class Reconciler:
             ]
             selector = f"{PROJECT_LABEL}={owner.name},{COMPONENT_LABEL}=site"
             image = site_image
+
+        if handover:
+            # The new mode's workloads are not all Available yet: the old ones still serve every domain.
+            new_mode = "the site Deployments" if spec.mode == "multi-project" else "the shared Deployment"
+            new_conditions = [c if c["type"] != "Ready" else cond.condition(
+                "Ready", False, "SwitchingMode",
+                f"switching to {spec.mode}: the previous mode's workloads serve until {new_mode} are Available")
+                for c in new_conditions]
 
         current_ids = {s.id for s in spec.sites}
         status: Obj = {
