@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import GROUP, KIND, MAX_SITES, PLURAL, SHORT_NAMES, SINGULAR, VERSION, MultiSiteProjectSpec
+from .models import GROUP, KIND, MAX_SITES, MESSAGES, PLURAL, SHORT_NAMES, SINGULAR, VERSION, MultiSiteProjectSpec
 
 KEEP = {
     "type", "properties", "required", "items", "description", "default", "enum", "pattern", "minLength",
@@ -36,44 +36,42 @@ def _unique(items: str) -> str:
 SPEC_RULES = [
     {
         "rule": _unique("self.sites.map(s, s.slug)"),
-        "message": "site slugs must be unique: give every entry of spec.sites its own slug",
+        "message": MESSAGES["slugs"],
         "fieldPath": ".sites",
     },
     {
         "rule": _unique("self.sites.map(s, s.id)"),
-        "message": "site ids must be unique: give every entry of spec.sites its own Django site id",
+        "message": MESSAGES["ids"],
         "fieldPath": ".sites",
     },
     {
         "rule": _unique(f"self.sites.map(s, {_LIVE_HOSTS}).flatten()"),
-        "message": "live domains must be unique within the project: a domain, alias or redirect is listed twice",
+        "message": MESSAGES["live"],
         "fieldPath": ".sites",
     },
     {
         "rule": _unique(f"self.sites.map(s, {_TEST_HOSTS}).flatten()"),
-        "message": "test domains must be unique within the project: a domain, alias or redirect is listed twice",
+        "message": MESSAGES["test"],
         "fieldPath": ".sites",
     },
     {
         "rule": "has(self.testDomainFormat) || self.sites.all(s, has(s.test) && has(s.test.domain))",
-        "message": "every site needs a test domain: set sites[].test.domain or spec.testDomainFormat "
-        "(e.g. '{slug}.example-stage.eu.aldryn.io')",
+        "message": f"every site needs a test domain: {MESSAGES['test_domain_fix']}",
         "fieldPath": ".sites",
     },
     {
         "rule": "!has(self.defaultSiteId) || self.sites.exists(s, s.id == self.defaultSiteId)",
-        "message": "defaultSiteId must be the id of a site in spec.sites",
+        "message": MESSAGES["default_site"],
         "fieldPath": ".defaultSiteId",
     },
 ]
 
 FIELD_RULES: dict[str, list[dict[str, str]]] = {
     "testDomainFormat": [
-        {"rule": "self.contains('{slug}')",
-         "message": "testDomainFormat must contain '{slug}', e.g. '{slug}.example-stage.eu.aldryn.io'"},
+        {"rule": "self.contains('{slug}')", "message": MESSAGES["format_slug"]},
         {
             "rule": "self.replace('{slug}', 'slug').matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])*[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
-            "message": "testDomainFormat must be a lowercase host name once '{slug}' is filled in",
+            "message": MESSAGES["format_host"],
         },
     ],
 }

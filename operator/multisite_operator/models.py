@@ -28,6 +28,19 @@ SLUG_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_SITES = 2000
 MAX_NAMES_PER_SITE = 50
 
+# What each cross-field rule tells the user, shared by the CRD's CEL rules (crd.py) and spec_problems below, so
+# `kubectl apply` and `multisite-operator render` reject a spec with the same words.
+MESSAGES = {
+    "slugs": "site slugs must be unique: give every entry of spec.sites its own slug",
+    "ids": "site ids must be unique: give every entry of spec.sites its own Django site id",
+    "live": "live domains must be unique within the project: a domain, alias or redirect is listed twice",
+    "test": "test domains must be unique within the project: a domain, alias or redirect is listed twice",
+    "test_domain_fix": "set sites[].test.domain or spec.testDomainFormat (e.g. '{slug}.example-stage.eu.aldryn.io')",
+    "default_site": "defaultSiteId must be the id of a site in spec.sites",
+    "format_slug": "testDomainFormat must contain '{slug}', e.g. '{slug}.example-stage.eu.aldryn.io'",
+    "format_host": "testDomainFormat must be a lowercase host name once '{slug}' is filled in",
+}
+
 HOST_HELP = "must be a host name: labels of a-z, 0-9 and '-' joined by dots, e.g. 'www.example.com'"
 SLUG_HELP = "must be lowercase letters, digits and '-' (not first or last), e.g. 'de' or 'north-america'"
 
@@ -65,7 +78,7 @@ def _check_host(wildcard: bool) -> Any:
 
 def _check_slug(value: str) -> str:
     if not re.fullmatch(SLUG_RE, value):
-        raise ValueError(f"slug {value!r} {SLUG_HELP}")
+        raise ValueError(f"slug {SLUG_HELP}; got {value!r}")
     return value
 
 
@@ -290,15 +303,16 @@ class MultiSiteProjectSpec(Model):
     def _format_has_slug(cls, value: str | None) -> str | None:
         if value is not None:
             if "{slug}" not in value:
-                raise ValueError("testDomainFormat must contain '{slug}', e.g. '{slug}.example-stage.eu.aldryn.io'")
+                raise ValueError(MESSAGES["format_slug"])
             if not re.fullmatch(HOST_RE, value.replace("{slug}", "slug")):
-                raise ValueError("testDomainFormat must be a lowercase host name once '{slug}' is filled in")
+                raise ValueError(MESSAGES["format_host"])
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> MultiSiteProjectSpec:
-        for problem in spec_problems(self):
-            raise ValueError(problem)
+        problems = spec_problems(self)
+        if problems:  # all at once: fixing one mistake only to hear of the next one is slow
+            raise ValueError("; ".join(problems))
         return self
 
     # Convenience views used by every renderer.
@@ -349,9 +363,9 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
     """Cross-field rules, worded like the CRD's CEL messages so both paths tell the user the same thing."""
     problems: list[str] = []
     if dups := _duplicates([s.slug for s in spec.sites]):
-        problems.append(f"site slugs must be unique: {', '.join(dups)} used more than once")
+        problems.append(f"{MESSAGES['slugs']} ({', '.join(dups)} used more than once)")
     if dups := _duplicates([s.id for s in spec.sites]):
-        problems.append(f"site ids must be unique: {', '.join(map(str, dups))} used more than once")
+        problems.append(f"{MESSAGES['ids']} ({', '.join(map(str, dups))} used more than once)")
     for env in ("live", "test"):
         names: list[str] = []
         for site in spec.sites:
@@ -360,13 +374,11 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
                 continue
             names += [n for n in [d.domain, *d.aliases, *d.redirects] if n]
         if dups := _duplicates(names):
-            problems.append(f"{env} domains must be unique within the project: {', '.join(dups)} used more than once")
+            problems.append(f"{MESSAGES[env]} ({', '.join(dups)} used more than once)")
     if spec.test_domain_format is None:
         missing = [s.slug for s in spec.sites if s.test is None or s.test.domain is None]
         if missing:
-            problems.append(
-                f"sites {', '.join(missing)} have no test domain: set sites[].test.domain or spec.testDomainFormat"
-            )
+            problems.append(f"sites {', '.join(missing)} have no test domain: {MESSAGES['test_domain_fix']}")
     if not problems and spec.mode == "shared" and spec.environment == "test" and spec.rewrite_domain_format() is None:
         problems.append(
             "in shared mode Django Multisite Plus derives every test domain from one pattern around the slug "
@@ -374,5 +386,5 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
             "e.g. set spec.testDomainFormat"
         )
     if spec.default_site_id is not None and spec.default_site_id not in {s.id for s in spec.sites}:
-        problems.append(f"defaultSiteId {spec.default_site_id} is not the id of a site in spec.sites")
+        problems.append(f"{MESSAGES['default_site']} ({spec.default_site_id} is not)")
     return problems
