@@ -38,5 +38,13 @@ def transitions(old: list[Condition], new: list[Condition]) -> list[Condition]:
     return [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])]
 
 
+# Reasons of work under way: not good yet, but nothing a user must act on (Normal Events, not Warnings).
+IN_PROGRESS = {"RollingOut", "Populating", "Running", "Migrating"}
+
+
 def is_good(cond: Condition) -> bool:
     return GOOD.get(cond["type"], cond["status"]) == cond["status"]
+
+
+def in_progress(cond: Condition) -> bool:
+    return cond["status"] == "Unknown" or (cond["reason"] in IN_PROGRESS and cond["type"] != "Degraded")

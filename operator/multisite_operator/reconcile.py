@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import conditions as cond
+from . import metrics
 from .kube import KubeApi, needs_apply, redact
 from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL, IMAGE_ANNOTATION, PROJECT_LABEL, SITES_ANNOTATION, site_name, web_name
@@ -142,6 +143,7 @@ class Reconciler:
         todo = [d for d in desired if (d["kind"] != "Job" or key(d) not in observed) and needs_apply(d, observed.get(key(d)))]
         applied = await self._apply_all(todo)
         outcome.writes += len(applied)
+        self._report_started_jobs(project, spec, [o for o in applied if o["kind"] == "Job"])
         current = {**observed, **{key(o): o for o in applied}}
 
         # Prune children of ours that are no longer desired. A Job still writing to the shared database is never
@@ -153,6 +155,8 @@ class Reconciler:
         for child in stale:
             await self.api.delete(child["apiVersion"], child["kind"], ns, child["metadata"]["name"])
             current.pop(key(child), None)
+            self.emit(project, "Normal", "Deleted", f"deleted {child['kind']} {child['metadata']['name']}: no longer "
+                      "desired by the spec")
         outcome.writes += len(stale)
 
         status = await self._status(spec, owner, project, old, current, {key(o) for o in applied}, site_image,
@@ -433,8 +437,36 @@ class Reconciler:
         outcome.status_written = True
         outcome.writes += 1
         for change in cond.transitions(old.get("conditions") or [], status["conditions"]):
-            kind = "Normal" if cond.is_good(change) else "Warning"
+            kind = "Normal" if cond.is_good(change) or cond.in_progress(change) else "Warning"
             self.emit(project, kind, change["reason"], f"{change['type']}={change['status']}: {change['message']}"[:1024])
+            metrics.count_job_result(change)
+        self._report_orphans(project, old, status)
+
+    def _report_started_jobs(self, project: Obj, spec: MultiSiteProjectSpec, jobs: list[Obj]) -> None:
+        """One Event (and one count) per Job created: the decision to write to the shared database."""
+        for job in jobs:
+            name = job["metadata"]["name"]
+            component = (job["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
+            if component == "migrate":
+                metrics.MIGRATE_RESULTS.labels("started").inc()
+                self.emit(project, "Normal", "MigrationStarted", f"created Job {name} to migrate the database for "
+                          f"{spec.image}; sites roll to it once it succeeds")
+            else:
+                metrics.POPULATE_RESULTS.labels("started").inc()
+                slugs = ", ".join(s.slug for s in spec.sites)
+                self.emit(project, "Normal", "PopulateStarted", f"created Job {name} to write sites {slugs}"[:1024])
+
+    def _report_orphans(self, project: Obj, old: Obj, status: Obj) -> None:
+        """Sites removed from the spec keep their rows in the database (never deleted): say so once, when it happens."""
+        before = {s["id"] for s in old.get("orphanedSites") or []}
+        after = {s["id"]: s for s in status.get("orphanedSites") or []}
+        for site_id in sorted(set(after) - before):
+            site = after[site_id]
+            self.emit(project, "Normal", "SiteOrphaned",
+                      f"site {site.get('slug')} (SITE_ID {site_id}) left spec.sites: it is no longer served; its Site "
+                      "row and data stay in the database (see status.orphanedSites)")
+        for site_id in sorted(before - set(after)):
+            self.emit(project, "Normal", "SiteRestored", f"SITE_ID {site_id} is in spec.sites again")
 
     def forget(self, namespace: str, name: str) -> None:
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
