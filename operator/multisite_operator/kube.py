@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
@@ -83,7 +84,8 @@ class KubeApi:
                 if exc.status not in RETRYABLE or attempt == self.attempts - 1:
                     raise
                 log.info("retrying %s %s after HTTP %s", method, path, exc.status)
-            except OSError as exc:  # connection refused/reset while the API server restarts
+            except (OSError, urllib3.exceptions.HTTPError) as exc:  # refused/reset while the API server restarts
+                # urllib3 wraps a refused connection in MaxRetryError, which is no OSError.
                 if attempt == self.attempts - 1:
                     raise
                 log.info("retrying %s %s after %s", method, path, type(exc).__name__)
