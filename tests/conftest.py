@@ -32,7 +32,7 @@ _startup: dict[str, object] = {}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark everything under tests/e2e, and anything using the cluster, as e2e (so `-m 'not e2e'` skips them)."""
     for item in items:
-        if E2E_DIR in Path(str(item.fspath)).parents or "cluster" in getattr(item, "fixturenames", ()):
+        if E2E_DIR in item.path.parents or "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
 
 

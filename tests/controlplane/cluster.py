@@ -30,7 +30,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -223,8 +222,9 @@ def _set_pdeathsig() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-# Control planes started in this process without detach; stopped at exit or on SIGTERM/SIGHUP.
-_LIVE: "weakref.WeakSet[ControlPlane]" = weakref.WeakSet()
+# Control planes started in this process without detach; stopped at exit or on SIGTERM/SIGHUP. A plain set: an
+# instance nobody references any more must still be stopped.
+_LIVE: set[ControlPlane] = set()
 _handlers_installed = False
 
 
