@@ -161,6 +161,7 @@ class Controller:
 
 
 CONTROLLER = Controller()
+metrics.LEADER.set_function(lambda: float(CONTROLLER.active))
 
 
 # --- startup ------------------------------------------------------------------------------------------------------

@@ -15,9 +15,14 @@ WRITES = Counter("multisite_api_writes_total",
 PROJECTS = Gauge("multisite_projects", "MultiSiteProjects known to this operator.")
 SITES = Gauge("multisite_sites_managed", "Sites across every MultiSiteProject known to this operator.")
 POPULATE_RESULTS = Counter("multisite_populate_results_total",
-                           "Populate Jobs started, and their outcomes, by result (started|succeeded|failed).", ["result"])
+                           "Populate Jobs started, and their outcomes, by result (started|succeeded|failed).",
+                           ["result"])
 MIGRATE_RESULTS = Counter("multisite_migrate_results_total",
-                          "Migration Jobs started, and their outcomes, by result (started|succeeded|failed).", ["result"])
+                          "Migration Jobs started, and their outcomes, by result (started|succeeded|failed).",
+                          ["result"])
+# Read at scrape time from the controller (handlers.py): across replicas, exactly one should report 1.
+LEADER = Gauge("multisite_leader", "1 while this replica reconciles (holds the Lease, or runs without "
+               "--leader-elect); 0 on a standby.")
 
 
 # Known label values start at 0, so every series exists from the first scrape (rate() and alerts need that).

@@ -230,6 +230,7 @@ def test_operator_runs_with_the_deployment_args_as_its_service_account(cluster, 
         assert {c["type"]: c["status"] for c in project["status"]["conditions"]}["Populated"] == "True"
         lease = client.CoordinationV1Api(api_client).read_namespaced_lease("multisite-operator", NAMESPACE)
         assert lease.spec.holder_identity.startswith(pod_name)
+        assert "\nmultisite_leader 1.0\n" in proc.metrics()  # the metrics port of the args, swapped for a free one
         for line in proc.log().splitlines():  # --log-format json from the Deployment's args
             if line.strip():
                 assert isinstance(json.loads(line), dict), line

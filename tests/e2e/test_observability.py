@@ -89,6 +89,7 @@ def test_metrics_serve_every_named_metric_with_real_values(api_client, namespace
         assert {name, f"{name}_total", f"{name}_count"} & families, f"{name} is not served"
     assert value(samples, "multisite_sites_managed") == 3
     assert value(samples, "multisite_projects") == 1
+    assert value(samples, "multisite_leader") == 1  # no --leader-elect: this replica reconciles
     assert value(samples, "multisite_populate_results_total", result="started") == 1
     assert value(samples, "multisite_populate_results_total", result="succeeded") == 1
     assert value(samples, "multisite_populate_results_total", result="failed") == 0
