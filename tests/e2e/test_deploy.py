@@ -133,6 +133,9 @@ def test_server_side_dry_run_accepts_every_object(cluster, rendered):
     accepted = [line for line in done.stdout.splitlines() if line.endswith("(server dry run)")]
     assert len(accepted) == len(rendered), done.stdout
     assert "Warning" not in done.stderr, done.stderr  # e.g. "would violate PodSecurity"
+    # The README's plain `kubectl apply -k deploy/` (client-side apply: the last-applied annotation must fit).
+    done = kubectl(cluster, "apply", "-k", "deploy/", "--dry-run=server")
+    assert len([line for line in done.stdout.splitlines() if line.endswith("(server dry run)")]) == len(rendered)
 
     # The operator's Pod as the ReplicaSet will create it: admitted under the namespace's restricted profile.
     template = one(rendered, "Deployment", "multisite-operator")["spec"]["template"]
