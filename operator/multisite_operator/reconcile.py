@@ -406,11 +406,14 @@ class Reconciler:
             image = site_image
 
         if handover:
-            # The new mode's workloads are not all Available yet: the old ones still serve every domain.
+            # The new mode's workloads are not all Available yet: the old ones still serve every domain. A failure
+            # (a failed migration or population) keeps its reason; the message says who serves meanwhile.
             new_mode = "the site Deployments" if spec.mode == "multi-project" else "the shared Deployment"
-            new_conditions = [c if c["type"] != "Ready" else cond.condition(
-                "Ready", False, "SwitchingMode",
-                f"switching to {spec.mode}: the previous mode's workloads serve until {new_mode} are Available")
+            note = f"switching to {spec.mode}: the previous mode's workloads serve until {new_mode} are Available"
+            new_conditions = [
+                c if c["type"] != "Ready" else (
+                    cond.condition("Ready", False, c["reason"], f"{c['message']}; {note}")
+                    if c["reason"].endswith("Failed") else cond.condition("Ready", False, "SwitchingMode", note))
                 for c in new_conditions]
 
         current_ids = {s.id for s in spec.sites}

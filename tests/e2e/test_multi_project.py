@@ -155,8 +155,10 @@ def record(api: client.ApiClient, namespace: str, kind: str) -> Recorder:
     return Recorder(api, fn, *args)
 
 
-def job_done(obj: dict[str, Any], type_: str = "Complete") -> bool:
-    return any(c.get("type") == type_ and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+def job_done(obj: dict[str, Any]) -> bool:
+    """Succeeded, by the Job's own status: SuccessCriteriaMet (set first since Kubernetes 1.31) or Complete."""
+    return any(c.get("type") in ("SuccessCriteriaMet", "Complete") and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
 
 
 def job_image(obj: dict[str, Any]) -> str:
