@@ -229,7 +229,8 @@ def test_two_replicas_only_the_lease_holder_acts_and_the_standby_takes_over(clus
         patch_spec(api_client, namespace, "example", {"replicas": 3})
         wait_for(lambda: deployment(api_client, namespace, "example-web").spec.replicas == 3, timeout=30,
                  message="c acts on a change")
-        assert handover < 5, f"a released Lease should be taken within a retry period, took {handover:.1f} s"
+        # Taken at the standby's next attempt (every 2-2.4 s), not after the 15 s expiry; slack for a loaded machine.
+        assert handover < 8, f"a released Lease should be taken at the next retry, took {handover:.1f} s"
         for proc in (a, b, c):
             assert_no_traceback(proc.log())
         print(f"\nSIGKILL of the leader: standby held the Lease after {takeover:.1f} s, applied a change made "
