@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
 
-.PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run
+.PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run bench
 
 venv:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test:
 
 test-unit:
 	$(VENV)/bin/pytest tests/unit
+
+# Benchmarks (issue 7) on a private control plane: prints the table, writes bench/results.json and bench/RESULTS.md.
+# Waits up to 2 minutes for a quiet machine first; BENCH_ARGS passes options (see bench/run.py --help).
+BENCH_ARGS ?=
+bench: venv cluster-build
+	$(PY) bench/run.py --wait-quiet 120 $(BENCH_ARGS)
 
 # The example on the local control plane with the operator running from this checkout (log: .cache/demo/); it stays
 # up until `make demo-down`. See scripts/demo.sh.
