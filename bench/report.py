@@ -1,0 +1,119 @@
+"""The table `make bench` prints, and bench/RESULTS.md (figures, targets, machine, date, command).
+
+The analysis in RESULTS.md (why a figure is what it is, with profiles) is written by hand in bench/ANALYSIS.md and
+included as is, so regenerating the figures never loses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ANALYSIS = HERE / "ANALYSIS.md"
+MB = 1_000_000  # the issue's targets are in MB
+
+
+def _row(rows: list[list[str]], what: str, value: str, target: str = "", met: bool | None = None) -> None:
+    rows.append([what, value, target, "" if met is None else ("yes" if met else "NO")])
+
+
+def rows(results: dict[str, Any]) -> list[list[str]]:
+    out: list[list[str]] = []
+    adm = results.get("admission")
+    if adm:
+        _row(out, "1. largest project the API server admits (sites with alias+redirect)",
+             f"{adm['largest_admitted']}" + (f" (rejected above: {adm['rejection'][-100:]})" if adm.get("rejection")
+                                            else f" (dry run {adm['dry_run_seconds']} s)"),
+             f"MAX_SITES {adm['max_sites']}", adm["largest_admitted"] >= adm["max_sites"])
+    conv = results.get("convergence")
+    if conv:
+        for s in conv["summary"]:
+            if s["ratio"] is None:
+                _row(out, f"1. converge {s['mode']} N={s['sites']}",
+                     f"operator: project REJECTED by the API server ({s['rejected'][-120:]}); "
+                     f"kubectl {s['kubectl_s']:.2f} s", "ratio <= 1.2", False)
+                continue
+            _row(out, f"1. converge {s['mode']} N={s['sites']} (median of {s['runs']})",
+                 f"operator {s['operator_s']:.2f} s / kubectl {s['kubectl_s']:.2f} s = {s['ratio']:.2f}",
+                 "ratio <= 1.2", s["ratio"] <= 1.2)
+    edit = results.get("edit")
+    if edit:
+        _row(out, f"2. edit: +1 alias on {edit['sites']} sites -> Ingress ({edit['edits']} edits)",
+             f"median {edit['median_s']:.3f} s, p95 {edit['p95_s']:.3f} s", "median < 1 s", edit["median_s"] < 1)
+        _row(out, "2. edit -> Ready again (rollout included)", f"median {edit['ready_median_s']:.2f} s")
+    sc = results.get("scale")
+    if sc:
+        idle = sc["idle"]
+        reqs = idle["operator_requests"]
+        _row(out, f"3. idle: operator writes in {idle['seconds']:g} s ({sc['projects']} projects), Lease apart",
+             f"{idle['operator_writes']} (other requests: {sum(v for k, v in reqs.items() if k != 'leases')}; "
+             f"leader-election Lease requests: {reqs.get('leases', 0)})", "0", idle["operator_writes"] == 0)
+        un = sc["unchanged"]
+        _row(out, "3. requests per reconcile of an unchanged project",
+             f"{un['requests_per_reconcile']} ({', '.join(f'{k} {v}' for k, v in un['operator_requests'].items() if k != 'leases')}"
+             f" over {sum(un['reconciles'].values()):g} reconciles; writes {un['writes']})")
+        _row(out, f"4. scale: {sc['projects']} x {sc['sites']} sites, operator start -> all Ready",
+             f"{sc['seconds']:.1f} s", "< 60 s", sc["seconds"] < 60)
+        _row(out, "4. scale: operator peak RSS (VmHWM)", f"{sc['hwm_kib'] * 1024 / MB:.0f} MB", "< 150 MB",
+             sc["hwm_kib"] * 1024 < 150 * MB)
+        _row(out, "4. scale: operator requests/s (writes/s)",
+             f"{sc['requests_per_s']:.1f} ({sc['writes_per_s']:.1f}); {sc['requests_total']} in all")
+    gr = results.get("growth")
+    if gr and gr["ms_per_site"] is not None:
+        pts = ", ".join(f"N={p['sites']}: {p['seconds']:.2f} s, {p['rss_kib'] * 1024 / MB:.0f} MB"
+                        for p in gr["points"])
+        _row(out, "5. growth with sites per project (shared)", pts)
+        _row(out, "5. slope", f"{gr['ms_per_site']:.2f} ms/site, {gr['kib_per_site']:.1f} KiB RSS/site "
+                              f"(peak {gr['hwm_kib_per_site']:.1f} KiB/site)")
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    data = [["measure", "result", "target", "met"], *rows(results)]
+    widths = [max(len(r[i]) for r in data) for i in range(4)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in data]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any], text_table: str) -> str:
+    m = results["machine"]
+    md = [
+        "# Benchmark results",
+        "",
+        f"Measured {m['date']} with `make bench` (`{results['command']}`), {results['wall_seconds']:.0f} s in all, on "
+        f"{m['cpus']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Kubernetes {m['kubernetes']} "
+        f"(private control plane of tests/controlplane: etcd, kube-apiserver, controller-manager, scheduler, kwok), "
+        f"Python {m['python']}. Raw figures: [results.json](results.json).",
+        "",
+        "Load average (1 min) during the run: " + "; ".join(
+            f"{part} min {v['min']}, mean {v['mean']}, max {v['max']}" for part, v in results.get("load", {}).items())
+        + " (2 cores: above ~2 something else competed for the CPU).",
+        "",
+        "| measure | result | target | met |",
+        "|---|---|---|---|",
+        *(f"| {' | '.join(c.replace('|', '/') for c in r)} |" for r in rows(results)),
+        "",
+    ]
+    conv = results.get("convergence")
+    if conv:
+        md += ["## Convergence runs", "", "| mode | sites | who | seconds | kubectl exit s | operator requests |",
+               "|---|---|---|---|---|---|"]
+        for r in conv["runs"]:
+            reqs = ", ".join(f"{k} {v}" for k, v in (r.get("requests") or {}).items())
+            secs = f"{r['seconds']:.2f}" if r["seconds"] is not None else "rejected"
+            md.append(f"| {r['mode']} | {r['sites']} | {r['who']} | {secs} | "
+                      f"{r.get('kubectl_exit_seconds', '')} | {reqs} |")
+        md.append("")
+    sc = results.get("scale")
+    if sc:
+        md += ["## Scale milestones (seconds from operator start)", "",
+               f"operator healthy {sc['operator_started_s']} s; "
+               + "; ".join(f"{k.replace('_', ' ')} {v} s" for k, v in sc["milestones_s"].items())
+               + f"; all Ready {sc['seconds']} s. Operator requests by verb: {sc['requests']}.", "",
+               f"Idle window: operator requests {sc['idle']['operator_requests'] or 'none'}; writes by every client "
+               f"(apiserver_request_total): {sc['idle']['all_clients_writes'] or 'none'}.", ""]
+    if ANALYSIS.exists():
+        md += [ANALYSIS.read_text().strip(), ""]
+    return "\n".join(md)

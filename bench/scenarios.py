@@ -1,0 +1,356 @@
+"""The five measurements of issue 7, each a function of a running private control plane returning plain data.
+
+Every time is taken from the benchmark's side: from just before the request (or the kubectl process) that starts
+the change, to the receipt of the watch event that shows the end point. Requests are counted by the API server
+(see apicount.py), memory from the kernel (/proc/<pid>/status).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+import apicount
+import projects
+from operator_proc import BenchOperator
+from tracker import PLURALS, Tracker, children_done, project_ready, raw
+
+Obj = dict[str, Any]
+PROJECT = "bench"
+
+
+@dataclass
+class Env:
+    """What every scenario needs: the admin client, kubeconfigs, kubectl and a scratch directory."""
+
+    api: client.ApiClient
+    admin_kubeconfig: str
+    operator_kubeconfig: str
+    kubectl: str
+    workdir: Path
+    profile: bool = False
+    trace: bool = False
+    operator_env: dict[str, str] = field(default_factory=dict)  # experiments, e.g. MALLOC_ARENA_MAX=2
+    _serial: int = 0
+
+    def namespace(self, prefix: str) -> str:
+        self._serial += 1
+        return projects.create_namespace(self.api, f"{prefix}-{self._serial}")
+
+    def operator(self, namespaces: list[str], label: str, extra: list[str] | None = None) -> BenchOperator:
+        prof = self.workdir / f"profile-{label}.txt" if self.profile else None
+        trace = self.workdir / f"trace-{label}.jsonl" if self.trace else None
+        return BenchOperator(self.operator_kubeconfig, namespaces, self.workdir / f"operator-{label}.log", prof, trace,
+                             self.operator_env, extra)
+
+
+def timeout_for(sites: int, mode: str) -> float:
+    return 120 + (sites * (0.6 if mode == "multi-project" else 0.05))
+
+
+# --- 1 and 5: convergence against kubectl, and growth with sites ---------------------------------------------------
+def converge_operator(env: Env, sites: int, mode: str = "shared", replicas: int = 2) -> dict[str, Any]:
+    """A fresh operator (scoped to a fresh namespace) and one project of ``sites`` sites: create to Ready."""
+    ns = env.namespace(f"op-{mode[:5]}-{sites}")
+    doc = projects.project(PROJECT, ns, sites, mode=mode, replicas=replicas)
+    _, objs = projects.render(doc, ns, env.workdir)
+    op = env.operator([ns], ns).start_and_watch(env.api)
+    try:
+        mem_idle, cpu_idle = op.memory_kib(), op.cpu_seconds()
+        with Tracker(env.api, ns) as tr:
+            before = apicount.Snapshot.take(env.api)
+            t0 = time.monotonic()
+            try:
+                projects.create(env.api, doc)
+            except ApiException as exc:
+                if exc.status != 422:
+                    raise
+                # The API server refused the project (e.g. a CEL rule over its cost limit): that is the result.
+                op.stop()
+                return {"namespace": ns, "sites": sites, "mode": mode, "seconds": None, "children": len(objs),
+                        "rejected": json.loads(exc.body).get("message", str(exc))[:600], "op": op}
+            expected = projects.expected_children(objs)
+            marks: dict[str, float] = {}
+
+            def ready(o: dict[str, dict[str, Obj]]) -> bool:
+                # Milestones split the time: children created (operator), children done (cluster), Ready (operator).
+                if "children_present" not in marks and all(
+                        o[PLURALS[k]].get(n) is not None for k, n in expected):
+                    marks["children_present"] = time.monotonic() - t0
+                if "children_done" not in marks and children_done(expected)(o):
+                    marks["children_done"] = time.monotonic() - t0
+                return project_ready(o["msp"].get(PROJECT))
+
+            try:
+                t_ready = tr.wait(ready, timeout_for(sites, mode), "Ready")
+                if op.trace_to is not None:
+                    marks_abs = {"create": t0, **{k: t0 + v for k, v in marks.items()}, "ready": t_ready}
+                    op.trace_to.with_suffix(".bench.json").write_text(json.dumps(marks_abs))
+            except TimeoutError as exc:
+                st = (tr.objects["msp"].get(PROJECT) or {}).get("status") or {}
+                raise TimeoutError(f"{exc}; conditions: {st.get('conditions')}; log: {op.log()[-1500:]}") from None
+            seconds = t_ready - t0
+            # Separate watch streams are not ordered with each other: give ours a moment to catch up.
+            try:
+                tr.wait(children_done(expected), 10, "children done")
+            except TimeoutError:
+                missing = [c for c in expected if not children_done([c])(tr.objects)]
+                raise AssertionError(f"Ready but children missing or not done: {missing[:5]}") from None
+            mem, cpu = op.memory_kib(), op.cpu_seconds() - cpu_idle
+            requests = apicount.Snapshot.take(env.api).operator_since(before)
+        return {"namespace": ns, "sites": sites, "mode": mode, "seconds": round(seconds, 3), "t0_monotonic": t0,
+                "rss_idle_kib": mem_idle["VmRSS"], "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"],
+                "cpu_s": round(cpu, 2), "requests": requests, "children": len(objs), "op": op,
+                "milestones_s": {k: round(v, 3) for k, v in marks.items()}, "counters": op.counters()}
+    except BaseException:
+        op.stop()
+        raise
+
+
+def converge_kubectl(env: Env, sites: int, mode: str = "shared", replicas: int = 2) -> dict[str, Any]:
+    """The baseline: `kubectl apply -f` of what `multisite-operator render` prints, to the same end point."""
+    ns = env.namespace(f"kc-{mode[:5]}-{sites}")
+    doc = projects.project(PROJECT, ns, sites, mode=mode, replicas=replicas)
+    path, objs = projects.render(doc, ns, env.workdir)
+    with Tracker(env.api, ns, ("deployments", "services", "ingresses", "jobs")) as tr:
+        t0 = time.monotonic()
+        kubectl_seconds = projects.kubectl_apply(env.kubectl, env.admin_kubeconfig, path)
+        t_done = tr.wait(children_done(projects.expected_children(objs)), timeout_for(sites, mode), "children done")
+    return {"namespace": ns, "sites": sites, "mode": mode, "seconds": round(max(t_done - t0, kubectl_seconds), 3),
+            "kubectl_exit_seconds": round(kubectl_seconds, 3), "children": len(objs)}
+
+
+def convergence(env: Env, sizes: list[int], repeats: int, multi: list[int], on_operator=None) -> dict[str, Any]:
+    """Operator and kubectl alternate (which goes first flips every repeat), each in its own namespace."""
+    runs: list[dict[str, Any]] = []
+    cases = [(n, "shared", 2) for n in sizes] + [(n, "multi-project", 1) for n in multi]
+    for rep in range(repeats):
+        for n, mode, replicas in cases:
+            order = ("operator", "kubectl") if rep % 2 == 0 else ("kubectl", "operator")
+            for who in order:
+                if who == "operator":
+                    r = converge_operator(env, n, mode, replicas)
+                    op = r.pop("op")
+                    try:
+                        if on_operator:
+                            on_operator(r, op)
+                    finally:
+                        op.stop()
+                else:
+                    r = converge_kubectl(env, n, mode, replicas)
+                r.update(who=who, repeat=rep)
+                runs.append(r)
+                print(f"  convergence {mode} N={n} {who}: "
+                      + (f"{r['seconds']:.2f} s" if r["seconds"] is not None else f"REJECTED {r['rejected'][:200]}"),
+                      flush=True)
+    summary = []
+    for n, mode, _ in cases:
+        op = [r["seconds"] for r in runs if r["who"] == "operator" and r["sites"] == n and r["mode"] == mode]
+        kc = [r["seconds"] for r in runs if r["who"] == "kubectl" and r["sites"] == n and r["mode"] == mode]
+        rejected = next((r["rejected"] for r in runs if r.get("rejected") and r["sites"] == n and r["mode"] == mode),
+                        None)
+        o = statistics.median(x for x in op if x is not None) if None not in op else None
+        k = statistics.median(kc)
+        summary.append({"mode": mode, "sites": n, "operator_s": o, "kubectl_s": k,
+                        "ratio": round(o / k, 2) if o is not None else None, "runs": len(op), "rejected": rejected})
+    return {"summary": summary, "runs": runs}
+
+
+def growth(runs: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
+    """Least-squares slopes of time to Ready and of the operator's memory over sites per project (shared mode)."""
+    pts = []
+    for n in sizes:
+        rs = [r for r in runs if r["who"] == "operator" and r["mode"] == "shared" and r["sites"] == n
+              and r["seconds"] is not None]
+        if rs:
+            pts.append({"sites": n, "seconds": statistics.median(r["seconds"] for r in rs),
+                        "rss_kib": statistics.median(r["rss_kib"] for r in rs),
+                        "rss_growth_kib": statistics.median(r["rss_kib"] - r["rss_idle_kib"] for r in rs),
+                        "hwm_kib": max(r["hwm_kib"] for r in rs),
+                        "requests": sum(rs[0]["requests"].values())})
+
+    def slope(key: str) -> float:
+        xs, ys = [p["sites"] for p in pts], [p[key] for p in pts]
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+    if len(pts) < 2:
+        return {"points": pts, "ms_per_site": None, "kib_per_site": None, "hwm_kib_per_site": None}
+    return {"points": pts, "ms_per_site": round(slope("seconds") * 1000, 3),
+            "kib_per_site": round(slope("rss_kib"), 2), "hwm_kib_per_site": round(slope("hwm_kib"), 2)}
+
+
+def admission(env: Env) -> dict[str, Any]:
+    """The largest project the API server admits (server-side dry run, so the CRD's CEL rules run), up to the
+    models' MAX_SITES, with sites that each have a live alias and a redirect. A CEL rule over its cost budget
+    rejects big projects that the schema promises to accept."""
+    from multisite_operator.models import MAX_SITES
+
+    ns = env.namespace("admission")
+
+    def admitted(n: int) -> str | None:
+        doc = projects.project("big", ns, n)
+        for s in doc["spec"]["sites"]:
+            s["live"].update(aliases=[f"www.{s['live']['domain']}"], redirects=[f"old.{s['live']['domain']}"])
+        try:
+            raw(env.api, "POST", f"/apis/multisite.dev/v1alpha1/namespaces/{ns}/multisiteprojects",
+                query=[("dryRun", "All")], body=doc)
+            return None
+        except ApiException as exc:
+            if exc.status != 422:
+                raise
+            return json.loads(exc.body).get("message", "")[-300:]
+
+    t0 = time.monotonic()
+    problem = admitted(MAX_SITES)
+    seconds = time.monotonic() - t0
+    if problem is None:
+        return {"max_sites": MAX_SITES, "largest_admitted": MAX_SITES, "dry_run_seconds": round(seconds, 2)}
+    lo, hi = 1, MAX_SITES  # admitted(lo), not admitted(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if admitted(mid) is None else (lo, mid)
+    return {"max_sites": MAX_SITES, "largest_admitted": lo, "rejection": problem}
+
+
+# --- 2: edit latency -----------------------------------------------------------------------------------------------
+def edit_latency(env: Env, ns: str, op: BenchOperator, edits: int = 20) -> dict[str, Any]:
+    """Add one test-environment alias to a different site each time; time to the Ingress rule, and to Ready."""
+    to_ingress, to_ready = [], []
+    path = f"/apis/multisite.dev/v1alpha1/namespaces/{ns}/multisiteprojects/{PROJECT}"
+    with Tracker(env.api, ns, ("msp", "ingresses")) as tr:
+        for k in range(edits):
+            host = f"alias{k}.{ns}.example.org"
+
+            def routed(o: dict[str, dict[str, Obj]], host: str = host) -> bool:
+                ing = o["ingresses"].get(PROJECT)
+                return bool(ing) and any(r.get("host") == host for r in ing["spec"].get("rules") or [])
+
+            t0 = time.monotonic()
+            raw(env.api, "PATCH", path, content_type="application/json-patch+json",
+                body=[{"op": "add", "path": f"/spec/sites/{k}/test", "value": {"aliases": [host]}}])
+            to_ingress.append(tr.wait(routed, 60, f"Ingress rule for {host}") - t0)
+            to_ready.append(tr.wait(lambda o: project_ready(o["msp"].get(PROJECT)), 120, "Ready after edit") - t0)
+    return {"edits": edits, "sites": 100, "ingress_s": [round(x, 3) for x in to_ingress],
+            "ready_s": [round(x, 3) for x in to_ready], "median_s": round(statistics.median(to_ingress), 3),
+            "p95_s": round(percentile(to_ingress, 95), 3), "ready_median_s": round(statistics.median(to_ready), 3),
+            "op_counters": op.counters()}
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (for 20 values, p95 is the 19th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+# --- 4 then 3: scale, and the idle cost of the operator that holds it ---------------------------------------------
+def scale(env: Env, projects_n: int = 200, sites: int = 20, idle_seconds: float = 60,
+          touches: int = 20) -> dict[str, Any]:
+    """``projects_n`` shared projects created while no operator runs; then the operator starts, cluster-wide with
+    leader election as deployed (so this runs first, while no other namespace holds projects)."""
+    ns = env.namespace("scale")
+    docs = [projects.project(f"p{i:03d}", ns, sites, replicas=1) for i in range(projects_n)]
+    for doc in docs:
+        projects.create(env.api, doc)
+    names = [d["metadata"]["name"] for d in docs]
+    # As deploy/deployment.yaml runs it: every namespace, leader election on (so the idle figures include its
+    # Lease renewals, counted apart).
+    op = env.operator([], "scale", ["--leader-elect"])
+    result: dict[str, Any] = {"projects": projects_n, "sites": sites, "namespace": ns}
+    try:
+        with Tracker(env.api, ns, ("msp", "deployments", "jobs", "ingresses")) as tr:
+            before = apicount.Snapshot.take(env.api)
+            t0 = time.monotonic()
+            op.start()
+            t_started = time.monotonic() - t0
+            marks: dict[str, float] = {}
+
+            def all_ready(o: dict[str, dict[str, Obj]]) -> bool:
+                for key, done in (
+                    ("children_applied", lambda: len(o["deployments"]) >= projects_n and len(o["jobs"]) >= projects_n
+                     and len(o["ingresses"]) >= projects_n),
+                    ("deployments_available", lambda: sum(children_done([("Deployment", f"{n}-web")])(o)
+                                                          for n in names) >= projects_n),
+                    ("jobs_complete", lambda: sum(1 for j in o["jobs"].values()
+                                                  if children_done([("Job", j["metadata"]["name"])])(o)) >= projects_n),
+                ):
+                    if key not in marks and done():
+                        marks[key] = time.monotonic() - t0
+                return sum(project_ready(o["msp"].get(n)) for n in names) == projects_n
+
+            t_ready = tr.wait(all_ready, 600, f"{projects_n} projects Ready") - t0
+            after = apicount.Snapshot.take(env.api)
+            mem = op.memory_kib()
+            result["cpu_s"] = op.cpu_seconds()
+            reqs = after.operator_since(before)
+            total = apicount.operator_total(reqs)
+            result.update({
+                "seconds": round(t_ready, 2), "operator_started_s": round(t_started, 2),
+                "milestones_s": {k: round(v, 2) for k, v in marks.items()},
+                "hwm_kib": mem["VmHWM"], "rss_kib": mem["VmRSS"], "requests": reqs, "requests_total": total,
+                "requests_per_s": round(total / t_ready, 1),
+                "writes_per_s": round(apicount.operator_total(reqs, apicount.WRITE_VERBS) / t_ready, 1),
+                "op_counters": op.counters(),
+            })
+            if env.operator_env.get("MULTISITE_TRACEMALLOC"):  # diagnosis only: dump Python allocations now
+                os.kill(op.proc.pid, signal.SIGUSR1)
+            print(f"  scale: {projects_n}x{sites} Ready in {t_ready:.1f} s, peak RSS {mem['VmHWM'] / 1024:.0f} MiB",
+                  flush=True)
+            # Quiet: the last rollout's echoes (status of a Deployment, the last events) settle first.
+            tr.wait(lambda o: time.monotonic() - tr.last_event > 5, 120, "5 s without events")
+            result["idle"] = idle(env, op, idle_seconds)
+            print(f"  idle: operator writes in {idle_seconds:g} s: {result['idle']['operator_writes']}", flush=True)
+            result["unchanged"] = unchanged(env, op, ns, names[:touches])
+            print(f"  unchanged reconcile: {result['unchanged']['requests_per_reconcile']} requests each", flush=True)
+    finally:
+        op.stop()
+    return result
+
+
+def idle(env: Env, op: BenchOperator, seconds: float) -> dict[str, Any]:
+    """Nothing changes for ``seconds``: the operator's requests by verb, and every client's writes for context."""
+    c0, before = op.counters(), apicount.Snapshot.take(env.api)
+    time.sleep(seconds)
+    after, c1 = apicount.Snapshot.take(env.api), op.counters()
+    reqs = after.operator_since(before)
+    return {"seconds": seconds, "operator_requests": reqs,
+            "operator_writes": apicount.operator_total(reqs, apicount.WRITE_VERBS),
+            "reconciles": {k: c1.get(k, 0) - c0.get(k, 0) for k in c1 if c1.get(k, 0) != c0.get(k, 0)},
+            "all_clients_writes": after.writes_since(before)}
+
+
+def unchanged(env: Env, op: BenchOperator, ns: str, names: list[str]) -> dict[str, Any]:
+    """Touch an annotation of each project (no spec change): each causes one reconcile that should change nothing."""
+    c0, before = op.counters(), apicount.Snapshot.take(env.api)
+    total0 = sum(v for k, v in c0.items() if k.startswith("reconciles_"))
+    for i, name in enumerate(names):
+        raw(env.api, "PATCH", f"/apis/multisite.dev/v1alpha1/namespaces/{ns}/multisiteprojects/{name}",
+            content_type="application/merge-patch+json", body={"metadata": {"annotations": {"bench/touch": str(i)}}})
+
+    def settled() -> dict[str, float] | None:
+        c = op.counters()
+        return c if sum(v for k, v in c.items() if k.startswith("reconciles_")) - total0 >= len(names) else None
+
+    deadline = time.monotonic() + 60
+    while not settled():
+        if time.monotonic() > deadline:
+            raise TimeoutError("reconciles after touches did not happen")
+        time.sleep(0.2)
+    time.sleep(2)  # anything a reconcile triggers in turn
+    after, c1 = apicount.Snapshot.take(env.api), op.counters()
+    reqs = after.operator_since(before)
+    reconciles = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1 if k.startswith("reconciles_") and c1[k] != c0.get(k, 0)}
+    n = sum(reconciles.values())
+    return {"touches": len(names), "reconciles": reconciles, "operator_requests": reqs,
+            "writes": apicount.operator_total(reqs, apicount.WRITE_VERBS),
+            "requests_per_reconcile": round(apicount.operator_total(reqs, apicount.VERBS) / n, 2) if n else None}

@@ -1,0 +1,138 @@
+"""A timeline of one operator process, for explaining a figure (`bench/run.py --trace`): when each reconcile was
+triggered, started and ended, and every API request it made, with CLOCK_MONOTONIC stamps the benchmark process
+can line up with its own (Linux's monotonic clock is system-wide).
+
+It wraps methods of the operator's classes from the outside (no operator code changes) and is used only for
+diagnosis: the figures in the table come from runs without it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import time
+from typing import Any
+
+_lock = threading.Lock()
+_out: Any = None
+
+
+def _write(**rec: Any) -> None:
+    with _lock:
+        _out.write(json.dumps(rec) + "\n")
+        _out.flush()
+
+
+def install(path: str) -> None:
+    global _out
+    _out = open(path, "a")  # noqa: SIM115 - lives as long as the process
+    from multisite_operator import handlers, kube, reconcile
+
+    call = kube.KubeApi._call
+
+    @functools.wraps(call)
+    def traced_call(self: Any, path: str, method: str, **kw: Any) -> Any:
+        t0 = time.monotonic()
+        try:
+            return call(self, path, method, **kw)
+        finally:
+            _write(ev="request", method=method, path=path, t0=t0, t1=time.monotonic(),
+                   thread=threading.current_thread().name)
+
+    kube.KubeApi._call = traced_call  # type: ignore[method-assign]
+
+    rec = reconcile.Reconciler.reconcile
+
+    @functools.wraps(rec)
+    async def traced_reconcile(self: Any, project: Any, *a: Any, **kw: Any) -> Any:
+        t0, c0 = time.monotonic(), time.process_time()
+        out = None
+        try:
+            out = await rec(self, project, *a, **kw)
+            return out
+        finally:
+            _write(ev="reconcile", name=project["metadata"]["name"], t0=t0, t1=time.monotonic(),
+                   cpu=time.process_time() - c0, writes=getattr(out, "writes", None),
+                   status_written=getattr(out, "status_written", None))
+
+    reconcile.Reconciler.reconcile = traced_reconcile  # type: ignore[method-assign]
+
+    trig = handlers.Controller.trigger
+
+    @functools.wraps(trig)
+    async def traced_trigger(self: Any, key: Any) -> Any:
+        _write(ev="trigger", name=key[1], t=time.monotonic())
+        return await trig(self, key)
+
+    handlers.Controller.trigger = traced_trigger  # type: ignore[method-assign]
+
+
+def _tracemalloc(path: str) -> None:
+    """Python-level allocations by line, written on SIGUSR1 (tracemalloc itself costs memory and time)."""
+    import signal
+    import tracemalloc
+
+    tracemalloc.start(1)
+
+    def dump(*_: Any) -> None:
+        snap = tracemalloc.take_snapshot()
+        with open(path, "w") as f:
+            total = sum(s.size for s in snap.statistics("filename"))
+            f.write(f"total traced {total / 1e6:.1f} MB\n")
+            for stat in snap.statistics("filename")[:25]:
+                f.write(f"{stat.size / 1e6:8.2f} MB  {stat.count:8d}  {stat.traceback}\n")
+            f.write("\n")
+            for stat in snap.statistics("lineno")[:40]:
+                f.write(f"{stat.size / 1e6:8.2f} MB  {stat.count:8d}  {stat.traceback}\n")
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
+def experiments() -> None:
+    """What-if knobs for proposed operator changes, applied from outside so they can be measured before anyone
+    edits the operator: MULTISITE_EXP_THREADS (threads for the blocking API calls; Python's default for
+    asyncio.to_thread is min(32, cores + 4), 6 here) and MULTISITE_EXP_RECONCILES (at most this many reconciles
+    at once)."""
+    import asyncio
+    import concurrent.futures
+
+    from multisite_operator import reconcile
+
+    threads = int(os.environ.get("MULTISITE_EXP_THREADS") or 0)
+    if threads:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="api")
+
+        async def to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(func, *args, **kwargs))
+
+        asyncio.to_thread = to_thread  # type: ignore[assignment]
+    limit = int(os.environ.get("MULTISITE_EXP_RECONCILES") or 0)
+    if limit:
+        rec = reconcile.Reconciler.reconcile
+        sem: list[asyncio.Semaphore] = []
+
+        @functools.wraps(rec)
+        async def limited(self: Any, *a: Any, **kw: Any) -> Any:
+            if not sem:
+                sem.append(asyncio.Semaphore(limit))
+            async with sem[0]:
+                return await rec(self, *a, **kw)
+
+        reconcile.Reconciler.reconcile = limited  # type: ignore[method-assign]
+
+
+def main() -> None:
+    """`python -c 'import trace_hooks; trace_hooks.main()' run ...`: the CLI, traced and/or with experiments."""
+    import sys
+
+    experiments()
+    if os.environ.get("MULTISITE_TRACE"):
+        install(os.environ["MULTISITE_TRACE"])
+    if os.environ.get("MULTISITE_TRACEMALLOC"):
+        _tracemalloc(os.environ["MULTISITE_TRACEMALLOC"])
+    from multisite_operator.cli import main as cli
+
+    sys.argv[0] = "multisite-operator"
+    cli()
