@@ -6,9 +6,13 @@ CLUSTER := $(PY) tests/controlplane/cluster.py
 
 .PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run bench
 
-venv:
+# The venv is (re)installed only when pyproject.toml changes.
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
 
 # Builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok from Go modules into
 # .cache/controlplane/<release>/bin (nothing to do when cached).
@@ -25,10 +29,11 @@ cluster-down:
 cluster-status:
 	$(CLUSTER) status
 
-test:
+# The whole suite; on a fresh machine it first installs the venv and builds the control plane (both cached).
+test: venv cluster-build
 	$(VENV)/bin/pytest tests
 
-test-unit:
+test-unit: venv
 	$(VENV)/bin/pytest tests/unit
 
 # Benchmarks (issue 7) on a private control plane: prints the table, writes bench/results.json and bench/RESULTS.md.
