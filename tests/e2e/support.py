@@ -34,6 +34,17 @@ def example_project(**spec_changes: Any) -> dict[str, Any]:
     return project
 
 
+def failing_populate_project(message: str) -> dict[str, Any]:
+    """The example whose populate Job pod fails at once with `message` as its termination message (kwok stage)."""
+    project = example_project()
+    project["spec"]["populate"] = {
+        "backoffLimit": 0,
+        "podLabels": {FAIL_LABEL: "true"},
+        "podAnnotations": {f"{FAIL_LABEL}/message": message},
+    }
+    return project
+
+
 def apply_example_secrets(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
     for doc in example_docs():

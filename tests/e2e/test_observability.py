@@ -18,7 +18,7 @@ from helpers import wait_for
 from multisite_operator import metrics as metrics_module
 
 from .support import (
-    FAIL_LABEL,
+    failing_populate_project,
     OperatorProcess,
     apply_example_secrets,
     create_project,
@@ -159,13 +159,7 @@ def test_events_report_each_decision_once(api_client, namespace, operator):
 
 def test_failed_populate_is_a_warning_and_a_failed_count(api_client, namespace, operator):
     apply_example_secrets(api_client, namespace)
-    project = example_project()
-    project["spec"]["populate"] = {
-        "backoffLimit": 0,
-        "podLabels": {FAIL_LABEL: "true"},
-        "podAnnotations": {f"{FAIL_LABEL}/message": "django.db.utils.OperationalError: could not connect"},
-    }
-    create_project(api_client, namespace, project)
+    create_project(api_client, namespace, failing_populate_project("django.db.utils.OperationalError: could not connect"))
     wait_condition(api_client, namespace, "example", "Populated", "False", timeout=90, reason="Failed")
     samples = scrape(operator)
     assert value(samples, "multisite_populate_results_total", result="started") == 1

@@ -12,7 +12,7 @@ from kubernetes import client
 from helpers import wait_for
 
 from .support import (
-    FAIL_LABEL,
+    failing_populate_project,
     apply_example_secrets,
     create_project,
     delete_project,
@@ -117,13 +117,7 @@ def test_switching_to_live_serves_live_domains(api_client, namespace, example):
 
 def test_failing_populate_job_reports_its_message(api_client, namespace, operator):
     apply_example_secrets(api_client, namespace)
-    project = example_project()
-    project["spec"]["populate"] = {
-        "backoffLimit": 0,
-        "podLabels": {FAIL_LABEL: "true"},
-        "podAnnotations": {f"{FAIL_LABEL}/message": "django.db.utils.OperationalError: no such table: django_site"},
-    }
-    create_project(api_client, namespace, project)
+    create_project(api_client, namespace, failing_populate_project("django.db.utils.OperationalError: no such table: django_site"))
     failed = wait_condition(api_client, namespace, "example", "Populated", "False", timeout=60, reason="Failed")
     message = next(c["message"] for c in failed["status"]["conditions"] if c["type"] == "Populated")
     assert "no such table: django_site" in message
