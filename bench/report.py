@@ -34,8 +34,10 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                      f"operator: project REJECTED by the API server ({s['rejected'][-120:]}); "
                      f"kubectl {s['kubectl_s']:.2f} s", "ratio <= 1.2", False)
                 continue
+            orng, krng = s.get("operator_range") or [0, 0], s.get("kubectl_range") or [0, 0]
             _row(out, f"1. converge {s['mode']} N={s['sites']} (median of {s['runs']})",
-                 f"operator {s['operator_s']:.2f} s / kubectl {s['kubectl_s']:.2f} s = {s['ratio']:.2f}",
+                 f"operator {s['operator_s']:.2f} s ({orng[0]:.2f}-{orng[1]:.2f}) / kubectl {s['kubectl_s']:.2f} s "
+                 f"({krng[0]:.2f}-{krng[1]:.2f}) = {s['ratio']:.2f}",
                  "ratio <= 1.2", s["ratio"] <= 1.2)
     edit = results.get("edit")
     if edit:

@@ -37,11 +37,11 @@ PARTS = ("scale", "convergence", "edit")
 CRD_FILE = ROOT / "crds" / "multisiteprojects.yaml"
 
 
-def install_crd(cp: ControlPlane) -> None:
+def install_crd(cp: ControlPlane, path: Path = CRD_FILE) -> None:
     kubectl = [cp.kubectl, "--kubeconfig", cp.kubeconfig]
-    res = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD_FILE)], capture_output=True, text=True)
+    res = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(path)], capture_output=True, text=True)
     if res.returncode:
-        raise RuntimeError(f"installing {CRD_FILE} failed: {res.stderr.strip()}")
+        raise RuntimeError(f"installing {path} failed: {res.stderr.strip()}")
     subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
                     "crd/multisiteprojects.multisite.dev"], check=True, capture_output=True)
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", choices=PARTS, help="run only this part (repeatable)")
     p.add_argument("--sizes", default="3,10,100,1000", help="sites per project for convergence/growth (shared)")
     p.add_argument("--multi", default="100", help="sites per project for multi-project convergence ('' to skip)")
-    p.add_argument("--repeats", type=int, default=3, help="repeats of each convergence case (N>=1000: one)")
+    p.add_argument("--repeats", type=int, default=5, help="repeats of each shared-mode convergence case")
+    p.add_argument("--multi-repeats", type=int, default=3, help="repeats of each multi-project convergence case")
     p.add_argument("--edits", type=int, default=20)
     p.add_argument("--scale-projects", type=int, default=200)
     p.add_argument("--scale-sites", type=int, default=20)
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra environment of the operator processes, for experiments (repeatable)")
     p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                    help="first wait up to this long for the 1-minute load average to drop below 1")
+    p.add_argument("--crd", type=Path, default=CRD_FILE,
+                   help="what-if: install this CRD instead of the committed one (e.g. without some CEL rules)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (operator logs, rendered YAML)")
     p.add_argument("--out", type=Path, default=None,
                    help="results file (default bench/results.json, written only when every part ran)")
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                      "command": " ".join(["bench/run.py", *(argv or sys.argv[1:])])}
     try:
         api = cp.api_client()
-        install_crd(cp)
+        install_crd(cp, args.crd)
+        results["crd"] = str(args.crd.resolve().relative_to(ROOT) if args.crd.resolve().is_relative_to(ROOT) else args.crd)
         env = scenarios.Env(api=api, admin_kubeconfig=cp.kubeconfig,
                             operator_kubeconfig=apicount.operator_identity(cp, api, workdir / "operator.kubeconfig"),
                             kubectl=cp.kubectl, workdir=workdir, profile=args.profile,
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  edit: median {results['edit']['median_s']} s, p95 {results['edit']['p95_s']} s", flush=True)
 
             if "convergence" in parts:
-                conv = scenarios.convergence(env, sizes, args.repeats, multi, on_operator=edit_on)
+                conv = scenarios.convergence(env, sizes, args.repeats, multi, args.multi_repeats,
+                                             on_operator=edit_on)
                 results["convergence"] = conv
                 results["growth"] = scenarios.growth(conv["runs"], [n for n in sizes if n >= 10])
                 results["load"]["convergence"] = sampler.summary(t_part)

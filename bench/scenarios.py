@@ -129,12 +129,15 @@ def converge_kubectl(env: Env, sites: int, mode: str = "shared", replicas: int =
             "kubectl_exit_seconds": round(kubectl_seconds, 3), "children": len(objs)}
 
 
-def convergence(env: Env, sizes: list[int], repeats: int, multi: list[int], on_operator=None) -> dict[str, Any]:
+def convergence(env: Env, sizes: list[int], repeats: int, multi: list[int], multi_repeats: int,
+                on_operator=None) -> dict[str, Any]:
     """Operator and kubectl alternate (which goes first flips every repeat), each in its own namespace."""
     runs: list[dict[str, Any]] = []
     cases = [(n, "shared", 2) for n in sizes] + [(n, "multi-project", 1) for n in multi]
-    for rep in range(repeats):
+    for rep in range(max(repeats, multi_repeats)):
         for n, mode, replicas in cases:
+            if rep >= (repeats if mode == "shared" else multi_repeats):
+                continue
             order = ("operator", "kubectl") if rep % 2 == 0 else ("kubectl", "operator")
             for who in order:
                 if who == "operator":
@@ -161,6 +164,8 @@ def convergence(env: Env, sizes: list[int], repeats: int, multi: list[int], on_o
         o = statistics.median(x for x in op if x is not None) if None not in op else None
         k = statistics.median(kc)
         summary.append({"mode": mode, "sites": n, "operator_s": o, "kubectl_s": k,
+                        "operator_range": [min(x for x in op if x is not None), max(x for x in op if x is not None)]
+                        if o is not None else None, "kubectl_range": [min(kc), max(kc)],
                         "ratio": round(o / k, 2) if o is not None else None, "runs": len(op), "rejected": rejected})
     return {"summary": summary, "runs": runs}
 

@@ -69,16 +69,58 @@ def install(path: str) -> None:
     handlers.Controller.trigger = traced_trigger  # type: ignore[method-assign]
 
 
+def _deep_size(obj: Any, seen: set[int]) -> int:
+    """Bytes of ``obj`` and everything it holds that was not counted yet (shared parts counted once)."""
+    import sys
+
+    stack, total = [obj], 0
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        if isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            stack.extend(o)
+        elif hasattr(o, "__dict__") and not isinstance(o, type):
+            stack.append(vars(o))
+    return total
+
+
+def _holders() -> str:
+    """How much the operator's long-lived structures hold: each kopf index, the reconciler's memos."""
+    from multisite_operator import handlers
+
+    seen: set[int] = set()
+    lines = []
+    for name, index in sorted(handlers.CONTROLLER.indexes.items()):
+        try:
+            content = {k: list(v) for k, v in index.items()}
+        except Exception:  # noqa: BLE001 - diagnosis only
+            content = index
+        lines.append(f"index {name}: {len(content)} keys, {_deep_size(content, seen) / 1e6:.1f} MB")
+    rec = handlers.CONTROLLER.reconciler
+    if rec is not None:
+        for attr, value in sorted(vars(rec).items()):
+            if isinstance(value, dict):
+                lines.append(f"reconciler.{attr}: {len(value)} entries, {_deep_size(value, seen) / 1e6:.1f} MB")
+    return "\n".join(lines) + "\n"
+
+
 def _tracemalloc(path: str) -> None:
     """Python-level allocations by line, written on SIGUSR1 (tracemalloc itself costs memory and time)."""
     import signal
     import tracemalloc
 
-    tracemalloc.start(1)
+    tracemalloc.start(int(os.environ.get("MULTISITE_TRACEMALLOC_FRAMES") or 1))
 
     def dump(*_: Any) -> None:
         snap = tracemalloc.take_snapshot()
         with open(path, "w") as f:
+            f.write(_holders() + "\n")
             total = sum(s.size for s in snap.statistics("filename"))
             f.write(f"total traced {total / 1e6:.1f} MB\n")
             for stat in snap.statistics("filename")[:25]:
@@ -86,6 +128,8 @@ def _tracemalloc(path: str) -> None:
             f.write("\n")
             for stat in snap.statistics("lineno")[:40]:
                 f.write(f"{stat.size / 1e6:8.2f} MB  {stat.count:8d}  {stat.traceback}\n")
+            for stat in snap.statistics("traceback")[:12]:
+                f.write(f"\n{stat.size / 1e6:8.2f} MB  {stat.count:8d}\n  " + "\n  ".join(stat.traceback.format()))
 
     signal.signal(signal.SIGUSR1, dump)
 
