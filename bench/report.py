@@ -59,6 +59,9 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
              f"{sc['seconds']:.1f} s", "< 60 s", sc["seconds"] < 60)
         _row(out, "4. scale: operator peak RSS (VmHWM)", f"{sc['hwm_kib'] * 1024 / MB:.0f} MB", "< 150 MB",
              sc["hwm_kib"] * 1024 < 150 * MB)
+        _row(out, "4. scale: milestones (from operator start)",
+             "; ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in sc["milestones_s"].items())
+             + f"; operator CPU {sc.get('cpu_s', 0):.1f} s")
         _row(out, "4. scale: operator requests/s (writes/s)",
              f"{sc['requests_per_s']:.1f} ({sc['writes_per_s']:.1f}); {sc['requests_total']} in all")
     gr = results.get("growth")

@@ -291,7 +291,11 @@ def scale(env: Env, projects_n: int = 200, sites: int = 20, idle_seconds: float 
                 ):
                     if key not in marks and done():
                         marks[key] = time.monotonic() - t0
-                return sum(project_ready(o["msp"].get(n)) for n in names) == projects_n
+                ready = sum(project_ready(o["msp"].get(n)) for n in names)
+                for key, count in (("first_ready", 1), ("half_ready", (projects_n + 1) // 2)):
+                    if key not in marks and ready >= count:
+                        marks[key] = time.monotonic() - t0
+                return ready == projects_n
 
             t_ready = tr.wait(all_ready, 600, f"{projects_n} projects Ready") - t0
             after = apicount.Snapshot.take(env.api)

@@ -137,8 +137,8 @@ def _tracemalloc(path: str) -> None:
 def experiments() -> None:
     """What-if knobs for proposed operator changes, applied from outside so they can be measured before anyone
     edits the operator: MULTISITE_EXP_THREADS (threads for the blocking API calls; Python's default for
-    asyncio.to_thread is min(32, cores + 4), 6 here) and MULTISITE_EXP_RECONCILES (at most this many reconciles
-    at once)."""
+    asyncio.to_thread is min(32, cores + 4), 6 here), MULTISITE_EXP_RECONCILES (at most this many reconciles
+    at once) and MULTISITE_EXP_NO_DIFFBASE (kopf keeps no diff base: no deepcopy of every event's body)."""
     import asyncio
     import concurrent.futures
 
@@ -152,6 +152,22 @@ def experiments() -> None:
             return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(func, *args, **kwargs))
 
         asyncio.to_thread = to_thread  # type: ignore[assignment]
+    if os.environ.get("MULTISITE_EXP_NO_DIFFBASE"):
+        # kopf builds a diff base (a deepcopy of the body) for every event, for change handlers; this operator has
+        # none, so a storage that keeps nothing changes no behaviour and skips the copy.
+        import kopf
+
+        class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+            def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+                return None
+
+            def fetch(self, *, body: Any) -> Any:
+                return None
+
+        @kopf.on.startup()
+        def _no_diffbase(settings: Any, **_: Any) -> None:
+            settings.persistence.diffbase_storage = NoDiffBase()
+
     limit = int(os.environ.get("MULTISITE_EXP_RECONCILES") or 0)
     if limit:
         rec = reconcile.Reconciler.reconcile
