@@ -94,7 +94,7 @@ def markdown(results: dict[str, Any], text_table: str) -> str:
         "",
         "Load average (1 min) during the run: " + "; ".join(
             f"{part} min {v['min']}, mean {v['mean']}, max {v['max']}" for part, v in results.get("load", {}).items())
-        + " (2 cores: above ~2 something else competed for the CPU).",
+        + " (2 cores; the suite's own processes keep it around 1.5-2.5, clearly more means other work competed).",
         "",
         "| measure | result | target | met |",
         "|---|---|---|---|",
