@@ -1,0 +1,116 @@
+"""A small in-memory stand-in for the API the reconciler talks to, and for what controllers do to children.
+
+Why: the reconcile decisions (what to apply, what to keep, what Ready says) are tested without a cluster, in
+milliseconds, by playing the cluster's part by hand: `roll_out` a Deployment, `finish` a Job. The fake applies the
+way server-side apply does for what the decisions depend on: metadata.generation moves when the spec changes and
+the status stays until a controller updates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from multisite_operator.kube import SecretCheck
+
+Obj = dict[str, Any]
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = {("example-db", "DATABASE_URL"): "postgres://example:s3cr3t-pw@db:5432/example",
+           ("example-storage", "DEFAULT_STORAGE_DSN"): "s3://key:st0rage-pw@media/"}
+
+
+def example(name: str = "example-shared") -> Obj:
+    """The example project as the API server would hand it to the operator."""
+    docs = [d for d in yaml.safe_load_all((ROOT / "examples" / f"{name}.yaml").read_text()) if d]
+    project = copy.deepcopy(next(d for d in docs if d["kind"] == "MultiSiteProject"))
+    project["metadata"].update(namespace="shop", uid="uid-1", generation=1, creationTimestamp="2026-01-01T00:00:00Z")
+    project["status"] = {}
+    return project
+
+
+@dataclass
+class FakeCluster:
+    """Children by (kind, name), the project's status, and every write the reconciler made."""
+
+    project: Obj
+    secrets: dict[tuple[str, str], str] = field(default_factory=lambda: dict(SECRETS))
+    objects: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    writes: list[tuple[str, str, str]] = field(default_factory=list)  # (verb, kind, name)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    job_logs: dict[str, str] = field(default_factory=dict)
+
+    # --- the API the reconciler calls ------------------------------------------------------------------------
+    async def apply(self, obj: Obj) -> Obj:
+        key = (obj["kind"], obj["metadata"]["name"])
+        before = self.objects.get(key)
+        new = copy.deepcopy(obj)
+        gen = (before or {}).get("metadata", {}).get("generation", 0)
+        new["metadata"]["generation"] = gen + (before is None or before.get("spec") != obj.get("spec"))
+        new["status"] = copy.deepcopy((before or {}).get("status") or {})
+        self.objects[key] = new
+        self.writes.append(("apply", *key))
+        return copy.deepcopy(new)
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        self.objects.pop((kind, name), None)
+        self.writes.append(("delete", kind, name))
+
+    async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
+        self.project["status"] = copy.deepcopy(status)
+        self.writes.append(("status", "MultiSiteProject", name))
+
+    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]]) -> SecretCheck:
+        missing = [f"Secret {n} has no key {k}" for n, k in refs if (n, k) not in self.secrets]
+        return SecretCheck(missing=missing, values=[self.secrets[r] for r in refs if r in self.secrets])
+
+    async def job_failure(self, namespace: str, job: str) -> str:
+        return self.job_logs.get(job, "")
+
+    def emit(self, project: Obj, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+    # --- playing the controllers' part --------------------------------------------------------------------------
+    def named(self, kind: str, prefix: str = "") -> list[str]:
+        return sorted(n for k, n in self.objects if k == kind and n.startswith(prefix))
+
+    def roll_out(self, *names: str) -> None:
+        """The Deployment controller: every wanted replica updated, ready and Available."""
+        for name in names or self.named("Deployment"):
+            dep = self.objects[("Deployment", name)]
+            n = dep["spec"].get("replicas", 1)
+            dep["status"] = {"observedGeneration": dep["metadata"]["generation"], "replicas": n, "updatedReplicas": n,
+                             "readyReplicas": n, "availableReplicas": n,
+                             "conditions": [{"type": "Available", "status": "True"}]}
+
+    def finish(self, name: str, ok: bool = True, message: str = "") -> None:
+        """The Job controller: Complete, or Failed with the pod's termination message."""
+        job = self.objects[("Job", name)]
+        kind = "Complete" if ok else "Failed"
+        job["status"] = {"conditions": [{"type": kind, "status": "True", "reason": "BackoffLimitExceeded" if not ok
+                                         else "Completed", "message": ""}]}
+        if message:
+            self.job_logs[name] = message
+
+    def edit_spec(self, **changes: Any) -> None:
+        self.project["spec"].update(changes)
+        self.project["metadata"]["generation"] += 1
+
+    def condition(self, type_: str) -> Obj:
+        return next(c for c in self.project["status"].get("conditions") or [] if c["type"] == type_)
+
+    def ready(self) -> tuple[str, str]:
+        c = self.condition("Ready")
+        return c["status"], c["reason"]
+
+
+def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None = None,
+              image_problems: list[str] | None = None) -> Any:
+    """One reconcile as the controller runs it: the project and its children as the caches hold them."""
+    cluster.writes.clear()
+    children = [copy.deepcopy(o) for o in cluster.objects.values()]
+    return asyncio.run(reconciler.reconcile(copy.deepcopy(cluster.project), children, conflicts, image_problems))
