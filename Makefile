@@ -20,13 +20,13 @@ cluster-build:
 	tests/controlplane/build.sh
 
 # Starts the control plane in the background (or reuses a running one); kubeconfig at .cache/controlplane/kubeconfig.
-cluster-up: cluster-build
+cluster-up: venv cluster-build
 	$(CLUSTER) up
 
-cluster-down:
+cluster-down: venv
 	$(CLUSTER) down
 
-cluster-status:
+cluster-status: venv
 	$(CLUSTER) status
 
 # The whole suite; on a fresh machine it first installs the venv and builds the control plane (both cached).

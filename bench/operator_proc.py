@@ -26,9 +26,11 @@ def watched_resources() -> int:
     """
     import kopf
 
-    from multisite_operator import handlers  # noqa: F401 - registers the handlers
+    from multisite_operator.controller import Controller
+    from multisite_operator.handlers import register
 
-    registry = kopf.get_default_registry()
+    registry = kopf.OperatorRegistry()
+    register(registry, Controller())
     selectors = {str(h.selector) for sub in (registry._indexing, registry._watching, registry._changing,
                                               registry._spawning) for h in sub.get_all_handlers()}
     return len(selectors)

@@ -2,7 +2,7 @@
 triggered, started and ended, and every API request it made, with CLOCK_MONOTONIC stamps the benchmark process
 can line up with its own (Linux's monotonic clock is system-wide).
 
-It wraps methods of the operator's classes from the outside (no operator code changes) and is used only for
+It installs a Tracer through the operator's public hook (multisite_operator.tracing) and is used only for
 diagnosis: the figures in the table come from runs without it.
 """
 
@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+from multisite_operator.tracing import Tracer
+
 _lock = threading.Lock()
 _out: Any = None
 
@@ -25,48 +27,38 @@ def _write(**rec: Any) -> None:
         _out.flush()
 
 
+class _Timeline(Tracer):
+    """Writes each request, trigger and reconcile the operator reports through its public tracing hook."""
+
+    controller: Any = None
+
+    def started(self, controller: Any) -> None:
+        _Timeline.controller = controller
+
+    def configure(self, settings: Any) -> None:
+        for tweak in _SETTINGS:
+            tweak(settings)
+
+    def request(self, method: str, path: str, t0: float, t1: float) -> None:
+        if _out is not None:
+            _write(ev="request", method=method, path=path, t0=t0, t1=t1, thread=threading.current_thread().name)
+
+    def trigger(self, key: Any) -> None:
+        if _out is not None:
+            _write(ev="trigger", name=key[1], t=time.monotonic())
+
+    def reconciled(self, key: Any, t0: float, t1: float, cpu: float, outcome: Any) -> None:
+        if _out is not None:
+            _write(ev="reconcile", name=key[1], t0=t0, t1=t1, cpu=cpu, writes=getattr(outcome, "writes", None),
+                   status_written=getattr(outcome, "status_written", None))
+
+
+_SETTINGS: list[Any] = []  # what-if changes of kopf's settings, applied at the operator's startup
+
+
 def install(path: str) -> None:
     global _out
     _out = open(path, "a")  # noqa: SIM115 - lives as long as the process
-    from multisite_operator import handlers, kube, reconcile
-
-    call = kube.KubeApi._call
-
-    @functools.wraps(call)
-    def traced_call(self: Any, path: str, method: str, **kw: Any) -> Any:
-        t0 = time.monotonic()
-        try:
-            return call(self, path, method, **kw)
-        finally:
-            _write(ev="request", method=method, path=path, t0=t0, t1=time.monotonic(),
-                   thread=threading.current_thread().name)
-
-    kube.KubeApi._call = traced_call  # type: ignore[method-assign]
-
-    rec = reconcile.Reconciler.reconcile
-
-    @functools.wraps(rec)
-    async def traced_reconcile(self: Any, project: Any, *a: Any, **kw: Any) -> Any:
-        t0, c0 = time.monotonic(), time.process_time()
-        out = None
-        try:
-            out = await rec(self, project, *a, **kw)
-            return out
-        finally:
-            _write(ev="reconcile", name=project["metadata"]["name"], t0=t0, t1=time.monotonic(),
-                   cpu=time.process_time() - c0, writes=getattr(out, "writes", None),
-                   status_written=getattr(out, "status_written", None))
-
-    reconcile.Reconciler.reconcile = traced_reconcile  # type: ignore[method-assign]
-
-    trig = handlers.Controller.trigger
-
-    @functools.wraps(trig)
-    async def traced_trigger(self: Any, key: Any) -> Any:
-        _write(ev="trigger", name=key[1], t=time.monotonic())
-        return await trig(self, key)
-
-    handlers.Controller.trigger = traced_trigger  # type: ignore[method-assign]
 
 
 def _deep_size(obj: Any, seen: set[int]) -> int:
@@ -92,17 +84,18 @@ def _deep_size(obj: Any, seen: set[int]) -> int:
 
 def _holders() -> str:
     """How much the operator's long-lived structures hold: each kopf index, the reconciler's memos."""
-    from multisite_operator import handlers
-
+    controller = _Timeline.controller
+    if controller is None:
+        return "operator not started yet\n"
     seen: set[int] = set()
     lines = []
-    for name, index in sorted(handlers.CONTROLLER.indexes.items()):
+    for name, index in sorted(controller.indexes.items()):
         try:
             content = {k: list(v) for k, v in index.items()}
         except Exception:  # noqa: BLE001 - diagnosis only
             content = index
         lines.append(f"index {name}: {len(content)} keys, {_deep_size(content, seen) / 1e6:.1f} MB")
-    rec = handlers.CONTROLLER.reconciler
+    rec = controller.reconciler
     if rec is not None:
         for attr, value in sorted(vars(rec).items()):
             if isinstance(value, dict):
@@ -164,9 +157,10 @@ def experiments() -> None:
             def fetch(self, *, body: Any) -> Any:
                 return None
 
-        @kopf.on.startup()
-        def _no_diffbase(settings: Any, **_: Any) -> None:
+        def _no_diffbase(settings: Any) -> None:
             settings.persistence.diffbase_storage = NoDiffBase()
+
+        _SETTINGS.append(_no_diffbase)
 
     limit = int(os.environ.get("MULTISITE_EXP_RECONCILES") or 0)
     if limit:
@@ -187,7 +181,10 @@ def main() -> None:
     """`python -c 'import trace_hooks; trace_hooks.main()' run ...`: the CLI, traced and/or with experiments."""
     import sys
 
+    from multisite_operator import tracing
+
     experiments()
+    tracing.install(_Timeline())
     if os.environ.get("MULTISITE_TRACE"):
         install(os.environ["MULTISITE_TRACE"])
     if os.environ.get("MULTISITE_TRACEMALLOC"):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from .crd import crd
 from .models import KIND, MultiSiteProjectSpec
-from .reconcile import readable
+from .specs import readable
 from .render import Owner, render_children
 from .render.env import served_hosts, shared_env, site_env
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import GROUP, KIND, MAX_SITES, MESSAGES, PLURAL, SHORT_NAMES, SINGULAR, VERSION, MultiSiteProjectSpec
+from .models import (
+    GROUP, KIND, MAX_SITES, MESSAGES, PLURAL, SHORT_NAMES, SINGULAR, VERSION, MultiSiteProjectSpec,
+    MultiSiteProjectStatus,
+)
 
 KEEP = {
     "type", "properties", "required", "items", "description", "default", "enum", "pattern", "minLength",
@@ -77,17 +80,21 @@ FIELD_RULES: dict[str, list[dict[str, str]]] = {
 }
 
 
-def _structural(node: Any, defs: dict[str, Any]) -> Any:
+def _structural(node: Any, defs: dict[str, Any], nullable: bool = False) -> Any:
+    """`nullable`: an Optional field keeps null (status: a site with no image yet) instead of the API server
+    pruning it, so what the operator wrote and what it reads back compare equal."""
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
-        target = _structural(defs[node["$ref"].split("/")[-1]], defs)
+        target = _structural(defs[node["$ref"].split("/")[-1]], defs, nullable)
         extra = {k: v for k, v in node.items() if k in ("description", "default")}
         return {**target, **extra}
     if "anyOf" in node:
         branches = [b for b in node["anyOf"] if b.get("type") != "null"]
         if len(branches) == 1:
-            merged = {**_structural(branches[0], defs)}
+            merged = {**_structural(branches[0], defs, nullable)}
+            if nullable and len(node["anyOf"]) > 1:
+                merged["nullable"] = True
             for k in ("description",):
                 if k in node:
                     merged[k] = node[k]
@@ -103,11 +110,11 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         elif key not in KEEP or (key == "default" and value is None):
             continue
         elif key == "properties":
-            out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
+            out[key] = {name: _structural(sub, defs, nullable) for name, sub in value.items()}
         elif key == "additionalProperties" and value is False:
             continue  # extra="forbid": the API server prunes unknown fields; structural schemas forbid both
         elif key in ("items", "additionalProperties"):
-            out[key] = _structural(value, defs) if isinstance(value, dict) else value
+            out[key] = _structural(value, defs, nullable) if isinstance(value, dict) else value
         else:
             out[key] = value
     return out
@@ -119,33 +126,13 @@ def _attach_field_rules(schema: dict[str, Any]) -> None:
     schema["properties"]["testDomainFormat"]["x-kubernetes-validations"] = FIELD_RULES["testDomainFormat"]
 
 
-STATUS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "What the operator observed. Written by the operator only.",
-    "x-kubernetes-preserve-unknown-fields": True,
-    "properties": {
-        "observedGeneration": {"type": "integer", "description": "metadata.generation that this status describes."},
-        "conditions": {
-            "type": "array",
-            "description": "Ready, Populated, Progressing, Degraded (and Migrated, VersionSkew in multi-project).",
-            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        },
-        "replicas": {"type": "integer", "description": "Ready replicas of the web Deployment(s) (scale subresource)."},
-        "selector": {"type": "string", "description": "Label selector of the project's web pods (scale subresource)."},
-        "siteCount": {"type": "integer", "description": "Number of sites in the spec."},
-        "sites": {
-            "type": "array",
-            "description": "Per-site outcome: served domains and URL (and image, replicas in multi-project mode).",
-            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        },
-        "orphanedSites": {
-            "type": "array",
-            "description": "Sites removed from the spec whose rows stay in the database: the operator never deletes "
-            "a Django Site, because that cascades into its content.",
-            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        },
-    },
-}
+def status_schema() -> dict[str, Any]:
+    """The status as the operator writes it, generated from the models like the spec's schema."""
+    raw = MultiSiteProjectStatus.model_json_schema(by_alias=True, mode="serialization")
+    schema = _structural(raw, raw.get("$defs", {}), nullable=True)
+    schema.pop("required", None)  # merge patches write it piecewise; the API server must accept any subset
+    schema["description"] = "What the operator observed. Written by the operator only."
+    return schema
 
 
 def spec_schema() -> dict[str, Any]:
@@ -188,7 +175,7 @@ def crd() -> dict[str, Any]:
                             "description": "A Django project's sites and domains, hosted shared (one deployment, "
                             "Django Multisite Plus) or as one deployment per site on one database.",
                             "required": ["spec"],
-                            "properties": {"spec": spec_schema(), "status": STATUS_SCHEMA},
+                            "properties": {"spec": spec_schema(), "status": status_schema()},
                         }
                     },
                     "subresources": {

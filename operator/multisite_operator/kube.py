@@ -1,4 +1,4 @@
-"""The only module that talks to the Kubernetes API: server-side apply, delete, status patch, secret checks.
+"""The only module that talks to the Kubernetes API: server-side apply, delete, status patch, secret checks, Leases.
 
 Calls go through the official client's ApiClient in worker threads, so the kopf event loop never blocks. Every
 write retries 409 Conflict, 429 and 5xx with a short backoff: a flaky or restarting API server costs latency, not a
@@ -12,22 +12,20 @@ import base64
 import json
 import logging
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from kubernetes.utils.quantity import parse_quantity
 
+from . import tracing
 from .models import GROUP, PLURAL, VERSION
+from .obj import Obj
 
 log = logging.getLogger(__name__)
 FIELD_MANAGER = "multisite-operator"
-Obj = dict[str, Any]
 
 # apiVersion/kind -> (path prefix, plural): the few kinds the operator manages.
 KINDS: dict[tuple[str, str], tuple[str, str]] = {
@@ -79,6 +77,7 @@ class KubeApi:
         delay = 0.1
         for attempt in range(self.attempts):
             self.requests += 1
+            tracer, t0 = tracing.current(), time.monotonic()
             try:
                 return json.loads(self._raw(method, path, query=query, headers=headers, body=body) or b"null")
             except ApiException as exc:
@@ -90,6 +89,9 @@ class KubeApi:
                 if attempt == self.attempts - 1:
                     raise
                 log.info("retrying %s %s after %s", method, path, type(exc).__name__)
+            finally:
+                if tracer is not None:
+                    tracer.request(method, path, t0, time.monotonic())
             time.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, 3.0)
         raise AssertionError("unreachable")
@@ -175,6 +177,24 @@ class KubeApi:
                 pass
         return ""
 
+    # --- Leases (leader.py) -------------------------------------------------------------------------------
+    @staticmethod
+    def lease_path(namespace: str, name: str | None = None) -> str:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{path}/{name}" if name else path
+
+    def get_lease(self, namespace: str, name: str) -> Obj:
+        """The Lease; ApiException 404 when there is none yet."""
+        return self._call(self.lease_path(namespace, name), "GET")
+
+    def create_lease(self, namespace: str, body: Obj) -> Obj:
+        """ApiException 409 when another replica created it first."""
+        return self._call(self.lease_path(namespace), "POST", body=body)
+
+    def replace_lease(self, namespace: str, name: str, body: Obj) -> Obj:
+        """Optimistic: body carries metadata.resourceVersion, so a concurrent write makes this a 409."""
+        return self._call(self.lease_path(namespace, name), "PUT", body=body)
+
     # --- async wrappers: the reconciler runs on kopf's event loop -------------------------------------------
     async def apply(self, obj: Obj) -> Obj:
         return await asyncio.to_thread(self.apply_sync, obj)
@@ -190,67 +210,3 @@ class KubeApi:
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await asyncio.to_thread(self.job_failure_sync, namespace, job)
-
-
-# --- comparison -----------------------------------------------------------------------------------------------
-def _same_scalar(want: Any, have: Any) -> bool:
-    if want == have:
-        return True
-    if isinstance(want, (str, int, float)) and isinstance(have, (str, int, float)):
-        try:  # "0.5" vs "500m", "1024Mi" vs "1Gi": equal quantities are equal
-            return parse_quantity(want) == parse_quantity(have)
-        except (ValueError, TypeError):
-            return str(want) == str(have)
-    return False
-
-
-def covers(have: Any, want: Any) -> bool:
-    """True when every field we set has the value we want: the server may add defaults, not change ours.
-
-    Lists must match item by item and in length, so an entry added by hand to a list we own counts as a change.
-    """
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(k in have and covers(have[k], v) for k, v in want.items() if v is not None)
-    if isinstance(want, list):
-        return isinstance(have, list) and len(have) == len(want) and all(covers(h, w) for h, w in zip(have, want))
-    return _same_scalar(want, have)
-
-
-def needs_apply(desired: Obj, observed: Obj | None) -> bool:
-    if observed is None:
-        return True
-    return not (covers(observed.get("metadata", {}), desired["metadata"]) and covers(observed.get("spec"), desired["spec"]))
-
-
-_URL_CREDENTIALS = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")
-
-
-_SECRET_QUERY_KEYS = re.compile(r"pass|secret|token|key|signature|credential", re.IGNORECASE)
-
-
-def secret_parts(value: str) -> set[str]:
-    """What to hide of a secret value: a DSN's password (plain and percent-encoded) and secret-looking query
-    parameters, so "postgres://app:[redacted]@db:5432/app" keeps the host that helps debugging; any other value
-    whole. A failing program prints the password on its own as often as the whole URL."""
-    inner: set[str] = set()
-    try:
-        url = urlsplit(value.strip())
-        if url.scheme and url.netloc:
-            if url.password:
-                inner |= {url.password, unquote(url.password)}
-            for key, values in parse_qs(url.query).items():
-                if _SECRET_QUERY_KEYS.search(key):
-                    inner |= set(values)
-    except ValueError:
-        pass
-    parts = inner or {value, value.strip()}
-    return {p for p in parts if len(p) >= 4}
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """Remove every known secret value (and the password inside a DSN), and URL passwords in any case, from a
-    message meant for status, Events or logs."""
-    known = set().union(*(secret_parts(s) for s in secrets)) if secrets else set()
-    for value in sorted(known, key=len, reverse=True):
-        text = text.replace(value, "[redacted]")
-    return _URL_CREDENTIALS.sub(r"\1[redacted]@", text)

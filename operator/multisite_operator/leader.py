@@ -3,7 +3,7 @@
 Why not kopf peering: replicas of one Deployment have equal priority, and on seeing an equal peer kopf pauses every
 replica ("Possibly conflicting operators"), so nobody works. A Lease gives exactly one leader and a bounded takeover.
 
-Every replica runs kopf and keeps its watch caches warm; only the Lease holder reconciles (handlers.Controller is
+Every replica runs kopf and keeps its watch caches warm; only the Lease holder reconciles (controller.Controller is
 switched on and off by this module). The holder renews the Lease every `retry_period`: those renewals are the only
 writes of an otherwise idle operator, and they go to the Lease, never to a MultiSiteProject or its children.
 
@@ -84,17 +84,12 @@ class LeaderElector:
         self._lease: dict[str, Any] | None = None
         self._last_error = ""
 
-    @property
-    def path(self) -> str:
-        c = self.config
-        return f"/apis/coordination.k8s.io/v1/namespaces/{c.namespace}/leases/{c.name}"
-
     # --- one round ------------------------------------------------------------------------------------------------
     def _try_acquire_or_renew(self) -> bool:
         c = self.config
         now = micro_time()
         try:
-            lease = self.api._call(self.path, "GET")
+            lease = self.api.get_lease(c.namespace, c.name)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -106,7 +101,7 @@ class LeaderElector:
                          "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
             }
             try:
-                self._lease = self.api._call(self.path.rsplit("/", 1)[0], "POST", body=body)
+                self._lease = self.api.create_lease(c.namespace, body)
             except ApiException as exc2:
                 if exc2.status == 409:  # another replica created it first
                     return False
@@ -131,7 +126,7 @@ class LeaderElector:
         }
         body = {**lease, "spec": new_spec}  # carries metadata.resourceVersion: a concurrent write makes this a 409
         try:
-            self._lease = self.api._call(self.path, "PUT", body=body)
+            self._lease = self.api.replace_lease(c.namespace, c.name, body)
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -181,7 +176,7 @@ class LeaderElector:
         spec = {**(self._lease.get("spec") or {}), "holderIdentity": None, "leaseDurationSeconds": 1,
                 "renewTime": micro_time()}
         try:
-            self.api._call(self.path, "PUT", body={**self._lease, "spec": spec})
+            self.api.replace_lease(self.config.namespace, self.config.name, {**self._lease, "spec": spec})
             log.info("leader election: %s released lease %s/%s", self.config.identity, self.config.namespace,
                      self.config.name)
         except Exception as exc:  # noqa: BLE001 - the lease then expires on its own

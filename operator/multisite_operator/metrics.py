@@ -20,7 +20,7 @@ POPULATE_RESULTS = Counter("multisite_populate_results_total",
 MIGRATE_RESULTS = Counter("multisite_migrate_results_total",
                           "Migration Jobs started, and their outcomes, by result (started|succeeded|failed).",
                           ["result"])
-# Read at scrape time from the controller (handlers.py): across replicas, exactly one should report 1.
+# Read at scrape time from the controller (controller.py): across replicas, exactly one should report 1.
 LEADER = Gauge("multisite_leader", "1 while this replica reconciles (holds the Lease, or runs without "
                "--leader-elect); 0 on a standby.")
 

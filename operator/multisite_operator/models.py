@@ -388,3 +388,57 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
     if spec.default_site_id is not None and spec.default_site_id not in {s.id for s in spec.sites}:
         problems.append(f"{MESSAGES['default_site']} ({spec.default_site_id} is not)")
     return problems
+
+
+# --- status ----------------------------------------------------------------------------------------------------------
+# What the operator writes under .status, as models so the CRD's status schema is generated like the spec's (every
+# field described for `kubectl explain`, nothing kept only by x-kubernetes-preserve-unknown-fields). The reconcile
+# builds these as dicts (the hot path at 1000 sites); tests/unit check every status it produces against them.
+class ConditionStatus(Model):
+    type: str = Field(description="Ready, Populated, Progressing, Degraded, Migrated or VersionSkew.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One CamelCase word saying why (see the README's table).")
+    message: str = Field(description="What happened, for a person; never holds a secret value.")
+    last_transition_time: str = Field(description="When status last changed (not reason or message).")
+    observed_generation: int | None = Field(None, description="metadata.generation this condition describes.")
+
+
+class SiteRef(Model):
+    slug: str = Field(description="The site's slug.")
+    id: int = Field(description="The site's Django SITE_ID.")
+
+
+class SiteStatus(Model):
+    slug: str = Field(description="The site's slug.")
+    id: int = Field(description="The site's Django SITE_ID.")
+    name: str = Field(description="The site's name.")
+    domains: list[str] = Field(description="Every host served for the site in the active environment.")
+    url: str = Field(description="The site's URL on its primary domain.")
+    image: str | None = Field(None, description="multi-project: the image the site's pods serve.")
+    rolling_to: str | None = Field(None, description="multi-project: the image the site is rolling to.")
+    replicas: int | None = Field(None, description="multi-project: replicas of the site's Deployment.")
+    ready_replicas: int | None = Field(None, description="multi-project: ready replicas of the site's Deployment.")
+    available: bool | None = Field(None, description="multi-project: the site's Deployment is rolled out and Available.")
+
+
+class MultiSiteProjectStatus(Model):
+    observed_generation: int | None = Field(None, description="metadata.generation that this status describes.")
+    conditions: list[ConditionStatus] = Field(
+        default_factory=list,
+        description="Ready, Populated, Progressing, Degraded (and Migrated, VersionSkew in multi-project).")
+    replicas: int | None = Field(None, description="Ready replicas of the web Deployment(s) (scale subresource).")
+    selector: str | None = Field(None, description="Label selector of the project's web pods (scale subresource).")
+    site_count: int | None = Field(None, description="Number of sites in the spec.")
+    sites: list[SiteStatus] = Field(
+        default_factory=list,
+        description="Per-site outcome: served domains and URL (and image, replicas in multi-project mode).")
+    known_sites: list[SiteRef] = Field(
+        default_factory=list,
+        description="Sites known to have a row in the database (populated, or once deployed in multi-project mode): "
+        "what orphanedSites is computed from.")
+    orphaned_sites: list[SiteRef] = Field(
+        default_factory=list,
+        description="Sites removed from the spec whose rows stay in the database: the operator never deletes "
+        "a Django Site, because that cascades into its content.")
+    image: str | None = Field(None, description="The image the project's sites run (multi-project: the last one "
+                              "whose migration succeeded).")

@@ -8,11 +8,8 @@ so the operator watches its pods for exactly that and reports it as Ready=False,
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import conditions as cond
-
-Obj = dict[str, Any]
+from .obj import Obj
 
 # Waiting reasons of a container whose image the kubelet cannot get (kubelet's images package).
 PULL_REASONS = frozenset({
@@ -58,25 +55,13 @@ def describe(problems: list[Obj], known_messages: dict[str, str]) -> list[str]:
     return lines
 
 
-def report(old: Obj, status: Obj, problems: list[str]) -> Obj:
-    """The status with Ready=False/Degraded=True reason ImagePullFailed, when the project is not Ready anyway.
+def problem(lines: list[str]) -> cond.Problem | None:
+    """The pull failures as the reason Ready gives when the project is not Ready anyway (see conditions.summary).
 
     Old pods keep serving (the rollout never removes them while the new ones are not Ready), so this replaces the
-    generic "rolling out" with the reason a user can act on. lastTransitionTime moves only with the status value.
+    generic "rolling out" with the reason a user can act on.
     """
-    if not problems:
-        return status
-    conditions = status.get("conditions") or []
-    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
-    if ready is not None and ready.get("status") == "True":
-        return status
-    message = "; ".join(problems)[:1024]
-    gen = status.get("observedGeneration")
-    replaced = cond.merge(
-        old.get("conditions") or [],
-        [cond.condition("Ready", False, REASON, message), cond.condition("Degraded", True, REASON, message)],
-        gen,
-    )
-    new = {c["type"]: c for c in replaced}
-    out = [new.pop(c.get("type"), c) for c in conditions]
-    return {**status, "conditions": out + list(new.values())}
+    if not lines:
+        return None
+    message = "; ".join(lines)[:1024]
+    return cond.Problem(REASON, message, degraded=message)

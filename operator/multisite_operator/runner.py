@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from . import logs
+from . import logs, tracing
 
 
 def run(args: argparse.Namespace) -> None:
-    import kopf
-
-    from . import handlers  # noqa: F401 - registers the handlers
-
     logs.configure(args.log_format, args.verbose)
     if args.metrics_port:
         from prometheus_client import start_http_server
@@ -25,8 +21,15 @@ async def _operate(args: argparse.Namespace) -> None:
     """kopf, plus (with --leader-elect) the Lease loop that switches reconciling on and off; see leader.py."""
     import kopf
 
-    from .handlers import CONTROLLER
+    from .controller import Controller
+    from .handlers import register
 
+    registry = kopf.OperatorRegistry()
+    controller = Controller()
+    register(registry, controller)
+    tracer = tracing.current()
+    if tracer is not None:
+        tracer.started(controller)
     elector = None
     if getattr(args, "leader_elect", False):
         from .kube import KubeApi, load_api_client
@@ -37,12 +40,13 @@ async def _operate(args: argparse.Namespace) -> None:
             identity=args.identity or default_identity(), lease_duration=args.lease_duration,
             renew_deadline=args.renew_deadline, retry_period=args.retry_period,
         )
-        CONTROLLER.active = False  # a standby until the Lease is ours
-        elector = LeaderElector(KubeApi(load_api_client(), attempts=1), lease, CONTROLLER.activate,
-                                CONTROLLER.deactivate)
+        controller.active = False  # a standby until the Lease is ours
+        elector = LeaderElector(KubeApi(load_api_client(), attempts=1), lease, controller.activate,
+                                controller.deactivate)
     task = asyncio.create_task(elector.run()) if elector else None
     try:
         await kopf.operator(
+            registry=registry,
             clusterwide=not args.namespace,
             namespaces=args.namespace,
             liveness_endpoint=args.liveness,

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from multisite_operator.kube import SecretCheck
+from multisite_operator.models import MultiSiteProjectStatus
 
 Obj = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,8 @@ class FakeCluster:
         self.writes.append(("delete", kind, name))
 
     async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
+        # Every status the reconciler writes must fit the generated CRD schema's models: no field kept only by luck.
+        MultiSiteProjectStatus.model_validate(status)
         self.project["status"] = copy.deepcopy(status)
         self.writes.append(("status", "MultiSiteProject", name))
 

@@ -1,6 +1,7 @@
 """What counts as 'nothing to change' when comparing a desired child with the server's copy."""
 
-from multisite_operator.kube import covers, redact
+from multisite_operator.apply import covers
+from multisite_operator.redact import redact
 
 
 def test_server_defaults_do_not_count_as_changes():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from multisite_operator.handlers import Controller
+from multisite_operator.controller import Controller
 from multisite_operator.reconcile import Outcome
 
 KEY = ("shop", "example")
@@ -23,7 +23,7 @@ class Recorder:
         self.retry_after = retry_after
         self.gate: asyncio.Event | None = None
 
-    async def reconcile(self, project: Any, children: Any, conflicts: Any = None, problems: Any = None) -> Outcome:
+    async def reconcile(self, project: Any, children: Any, *_: Any) -> Outcome:
         self.runs += 1
         if self.gate is not None:
             await self.gate.wait()

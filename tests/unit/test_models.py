@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from multisite_operator.models import MESSAGES, MultiSiteProjectSpec, host_problem
-from multisite_operator.reconcile import readable
+from multisite_operator.specs import readable
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "example-shared.yaml"
 

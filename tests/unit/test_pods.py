@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from multisite_operator import conditions as cond
-from multisite_operator.pods import describe, pull_problem, report
+from multisite_operator.pods import describe, problem, pull_problem
 
 IMAGE = "registry.example.com/web:2.0"
 PULL_ERROR = f'failed to pull and unpack image "{IMAGE}": not found'
@@ -32,30 +32,19 @@ def test_message_stays_the_same_while_the_kubelet_alternates_pull_and_backoff():
     assert first == backoff == [f"image {IMAGE} cannot be pulled by 1 pod(s): {PULL_ERROR}"]
 
 
-def _status(ready: bool, reason: str) -> tuple[dict, dict]:
-    old_conditions = cond.merge([], [cond.condition("Ready", False, "RollingOut", "rolling out"),
-                                     cond.condition("Degraded", False, "AsExpected", "no failure")], 3)
-    old = {"observedGeneration": 3, "conditions": old_conditions}
-    new = {"observedGeneration": 3, "conditions": cond.merge(old_conditions, [
-        cond.condition("Ready", ready, reason, "x"), cond.condition("Degraded", False, "AsExpected", "no failure")], 3)}
-    return old, new
+ROLLING = cond.Problem("RollingOut", "Deployment example-web is not available yet")
 
 
-def test_report_replaces_rolling_out_with_image_pull_failed():
-    old, status = _status(False, "RollingOut")
-    out = report(old, status, [f"image {IMAGE} cannot be pulled by 1 pod(s): {PULL_ERROR}"])
-    by_type = {c["type"]: c for c in out["conditions"]}
-    assert by_type["Ready"]["status"] == "False" and by_type["Ready"]["reason"] == "ImagePullFailed"
-    assert IMAGE in by_type["Ready"]["message"]
-    assert by_type["Degraded"]["status"] == "True" and by_type["Degraded"]["reason"] == "ImagePullFailed"
-    # Ready was already False: its transition time stays; Degraded really changed.
-    old_ready = next(c for c in old["conditions"] if c["type"] == "Ready")
-    assert by_type["Ready"]["lastTransitionTime"] == old_ready["lastTransitionTime"]
-    assert [c["type"] for c in out["conditions"]] == ["Ready", "Degraded"]
+def test_pull_problem_replaces_rolling_out_in_the_ready_summary():
+    pulling = problem([f"image {IMAGE} cannot be pulled by 1 pod(s): {PULL_ERROR}"])
+    ready, degraded = cond.summary([ROLLING], "serving", pulling=pulling)
+    assert ready["status"] == "False" and ready["reason"] == "ImagePullFailed" and IMAGE in ready["message"]
+    assert degraded["status"] == "True" and degraded["reason"] == "ImagePullFailed"
 
 
-def test_report_leaves_a_ready_project_and_no_problem_alone():
-    old, status = _status(True, "Ready")
-    assert report(old, status, ["image x cannot be pulled"]) == status
-    old, status = _status(False, "RollingOut")
-    assert report(old, status, []) == status
+def test_pull_problem_leaves_a_ready_project_and_no_problem_alone():
+    ready, degraded = cond.summary([], "serving", pulling=problem(["image x cannot be pulled"]))
+    assert (ready["status"], ready["reason"], degraded["status"]) == ("True", "Ready", "False")
+    assert problem([]) is None
+    ready, _ = cond.summary([ROLLING], "serving", pulling=problem([]))
+    assert ready["reason"] == "RollingOut"

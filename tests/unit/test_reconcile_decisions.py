@@ -265,3 +265,19 @@ def test_switch_keeps_a_failure_reason_during_handover():
     status, reason = cluster.ready()
     assert (status, reason) == ("False", "PopulateFailed")
     assert "switching to shared" in cluster.condition("Ready")["message"]
+
+
+def test_failure_messages_are_read_once_and_forgotten_with_their_job():
+    cluster, r = setup()
+    reconcile(r, cluster)
+    cluster.roll_out()
+    [job] = cluster.named("Job")
+    cluster.finish(job, ok=False, message="boom")
+    reconcile(r, cluster)
+    cluster.job_logs[job] = "changed later"
+    reconcile(r, cluster)
+    assert "boom" in cluster.condition("Populated")["message"], "read once: status does not flap"
+    assert r.failures._known
+    cluster.edit_spec(image=NEW)
+    reconcile(r, cluster)
+    assert all(memo[2] != job for memo in r.failures._known), "the pruned Job's message is forgotten"

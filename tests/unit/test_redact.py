@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from multisite_operator.kube import redact, secret_parts
+from multisite_operator.redact import redact, secret_parts
 
 DSN = "postgres://app:Pa%24%24-w0rd-42@db.internal:5432/app"
 S3 = "s3://AKIAEXAMPLE:Key-9b1c-secret@media.example.com/?auth=s3v4&signature=Sig-77aa"

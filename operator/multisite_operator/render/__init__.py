@@ -1,38 +1,59 @@
-"""Pure functions from a validated spec to the desired child objects; the operator and `render` share them."""
+"""Pure functions from a validated spec to the desired child objects; the operator and `render` share them.
+
+Each object is rendered once, keyed by its role in the project ("web", "web-service", "site:<slug>",
+"site-service:<slug>", "populate", "migrate", "ingress"), so the reconcile looks a child up by what it is for
+instead of rendering it again to learn its name.
+"""
 
 from __future__ import annotations
 
 from ..models import MultiSiteProjectSpec
 from ..naming import site_name, web_name
+from ..obj import Obj
 from .ingress import ingress
 from .jobs import migrate_job, populate_job
-from .pod import Obj, Owner
+from .pod import Owner
 from .workload import shared_web, site_web
 
-__all__ = ["Obj", "Owner", "render_children", "populate_job", "migrate_job"]
+__all__ = ["Obj", "Owner", "render", "render_children", "render_jobs", "populate_job", "migrate_job"]
+Desired = dict[str, Obj]  # role -> object, in apply-friendly order (workloads, Jobs, the Ingress last)
 
 
-def render_children(spec: MultiSiteProjectSpec, owner: Owner, site_image: str | None = None) -> list[Obj]:
-    """Every child the project should have.
+def render_jobs(spec: MultiSiteProjectSpec, owner: Owner) -> Desired:
+    """The mode's Job: populate (shared, when enabled) or migrate (multi-project, always: it lets sites move on)."""
+    if spec.mode == "shared":
+        return {"populate": populate_job(spec, owner)} if spec.populate.enabled else {}
+    return {"migrate": migrate_job(spec, owner)}
+
+
+def render(spec: MultiSiteProjectSpec, owner: Owner, site_image: str | None = None,
+           jobs: Desired | None = None) -> Desired:
+    """Every child the project should have, by role.
 
     multi-project: `site_image` is the image the sites run (the last one whose migration succeeded); None means
-    no migration has succeeded yet, so no site Deployment exists yet. The migration Job for spec.image is always
-    desired: it is what lets the sites move on to spec.image.
+    no migration has succeeded yet, so no site Deployment exists yet. `jobs` are render_jobs' objects when the
+    caller already has them (the reconcile needs the migrate Job's name before it knows the site image).
     """
-    children: list[Obj] = []
+    jobs = render_jobs(spec, owner) if jobs is None else jobs
+    children: Desired = {}
     if spec.mode == "shared":
-        children += shared_web(spec, owner)
+        children["web"], children["web-service"] = shared_web(spec, owner)
         routes = [(host, web_name(owner.name)) for site in spec.sites for host in spec.site_domains(site).names()]
-        if spec.populate.enabled:
-            children.append(populate_job(spec, owner))
     else:
         for site in spec.sites:
-            web = site_web(spec, owner, site, site_image or spec.image)
-            children += web if site_image else web[1:]
+            dep, svc = site_web(spec, owner, site, site_image or spec.image)
+            if site_image:
+                children[f"site:{site.slug}"] = dep
+            children[f"site-service:{site.slug}"] = svc
         routes = [
             (host, site_name(owner.name, site.slug)) for site in spec.sites for host in spec.site_domains(site).names()
         ]
-        children.append(migrate_job(spec, owner))
+    children.update(jobs)
     if spec.ingress.enabled:
-        children.append(ingress(spec, owner, routes))
+        children["ingress"] = ingress(spec, owner, routes)
     return children
+
+
+def render_children(spec: MultiSiteProjectSpec, owner: Owner, site_image: str | None = None) -> list[Obj]:
+    """The desired objects as a list (what `multisite-operator render` prints)."""
+    return list(render(spec, owner, site_image).values())

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import GROUP, KIND, VERSION, JobSpec, MultiSiteProjectSpec
-
-Obj = dict[str, Any]
+from ..obj import Obj
 
 # The 'restricted' Pod Security Standard, so the pods are admitted in namespaces that enforce it.
 DEFAULT_POD_SECURITY: Obj = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}

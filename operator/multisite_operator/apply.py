@@ -1,0 +1,76 @@
+"""Applying the desired children: what needs a write, in which order, how many at once.
+
+Server-side apply with force owns only the fields the operator sets; `needs_apply` compares just those, so the
+server's defaults and other managers' fields never cause a write, and a hand edit of ours always does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from kubernetes.utils.quantity import parse_quantity
+
+from .obj import Obj
+
+APPLY_CONCURRENCY = 16
+# Services before the workloads that use them, workloads before the Ingress that routes to them.
+ORDER = {"Service": 0, "Deployment": 1, "Job": 2, "Ingress": 3}
+
+
+class Applier(Protocol):
+    async def apply(self, obj: Obj) -> Obj: ...
+
+
+def _same_scalar(want: Any, have: Any) -> bool:
+    if want == have:
+        return True
+    if isinstance(want, (str, int, float)) and isinstance(have, (str, int, float)):
+        try:  # "0.5" vs "500m", "1024Mi" vs "1Gi": equal quantities are equal
+            return parse_quantity(want) == parse_quantity(have)
+        except (ValueError, TypeError):
+            return str(want) == str(have)
+    return False
+
+
+def covers(have: Any, want: Any) -> bool:
+    """True when every field we set has the value we want: the server may add defaults, not change ours.
+
+    Lists must match item by item and in length, so an entry added by hand to a list we own counts as a change.
+    """
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and covers(have[k], v) for k, v in want.items() if v is not None)
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(covers(h, w) for h, w in zip(have, want))
+    return _same_scalar(want, have)
+
+
+def needs_apply(desired: Obj, observed: Obj | None) -> bool:
+    if observed is None:
+        return True
+    return not (covers(observed.get("metadata", {}), desired["metadata"]) and covers(observed.get("spec"), desired["spec"]))
+
+
+def to_apply(desired: list[Obj], observed: dict[tuple[str, str], Obj]) -> list[Obj]:
+    """What differs. Jobs are content-named and immutable: an existing one is never re-applied."""
+    out = []
+    for d in desired:
+        have = observed.get((d["kind"], d["metadata"]["name"]))
+        if (d["kind"] != "Job" or have is None) and needs_apply(d, have):
+            out.append(d)
+    return out
+
+
+async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
+    """Apply in dependency order, at most APPLY_CONCURRENCY requests at once; returns the server's objects."""
+    sem = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+    async def one(obj: Obj) -> Obj:
+        async with sem:
+            return await api.apply(obj)
+
+    results: list[Obj] = []
+    for rank in sorted({ORDER[o["kind"]] for o in objs}):
+        batch = [o for o in objs if ORDER[o["kind"]] == rank]
+        results += await asyncio.gather(*(one(o) for o in batch))
+    return results

@@ -1,0 +1,118 @@
+"""The multi-project mode's version gate: one migration Job per image, and only then do the sites roll.
+
+Every site runs as its own Deployment on one shared database, so they must never run code of different schema
+versions for long: spec.image is migrated first (one Job), and the sites move to it only once that succeeded.
+The per-site status says which site serves which image; Migrated and VersionSkew say where the roll stands.
+"""
+
+from __future__ import annotations
+
+from .. import conditions as cond
+from ..models import MultiSiteProjectSpec
+from ..naming import COMPONENT_LABEL, PROJECT_LABEL, site_name
+from ..obj import Key, Obj, key
+from ..observe import FAILED, RUNNING, deployed_image, deployment_ready, job_state, ready_replicas
+from ..render import Owner, render, render_jobs
+from . import Facts, Plan, Report, listed
+
+
+def running_migration(child: Obj) -> bool:
+    labels = child["metadata"].get("labels") or {}
+    return child["kind"] == "Job" and labels.get(COMPONENT_LABEL) == "migrate" and job_state(child) == RUNNING
+
+
+def rolled_image(spec: MultiSiteProjectSpec, migrate: Obj, old: Obj, observed: dict[Key, Obj]) -> str | None:
+    """The image every site runs: spec.image once its migration succeeded, else the last rolled one."""
+    if job_state(observed.get(key(migrate))) == "succeeded":
+        return spec.image
+    if old.get("image"):
+        return old["image"]
+    images = [deployed_image(c) for k, c in observed.items() if k[0] == "Deployment" and deployed_image(c)]
+    return max(set(images), key=images.count) if images else None
+
+
+def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj]) -> Plan:
+    jobs = render_jobs(spec, owner)
+    site_image = rolled_image(spec, jobs["migrate"], old, observed)
+    desired = render(spec, owner, site_image, jobs)
+    mkey = key(jobs["migrate"])
+    other_running = [c for k, c in observed.items() if k != mkey and running_migration(c)]
+    if (site_image == spec.image and mkey not in observed) or other_running:
+        # Already migrated (its Job since removed), or an older migration still runs: start nothing new.
+        del desired["migrate"]
+    return Plan(desired=desired, jobs=jobs, site_image=site_image)
+
+
+async def report(f: Facts) -> Report:
+    spec, owner, site_image = f.spec, f.owner, f.plan.site_image
+    mkey = key(f.plan.jobs["migrate"])
+    mjob = f.current.get(mkey)
+    mstate = RUNNING if mkey in f.just_applied else job_state(mjob)
+    served_before = {s.get("slug"): s.get("image") for s in f.old.get("sites") or []}
+    all_ready, total_ready, on_spec = True, 0, 0
+    runs: dict[str, list[str]] = {}  # image -> slugs serving it
+    rolling: list[str] = []
+    for entry, site in zip(f.sites, spec.sites):
+        dkey = ("Deployment", site_name(owner.name, site.slug))
+        dep = f.current.get(dkey)
+        target = deployed_image(dep) if dep else None
+        ok = deployment_ready(f.fresh(dkey))
+        # The image the site's pods serve: the Deployment's once rolled out, until then the one before.
+        served = target if ok else served_before.get(site.slug)
+        ready_n = ready_replicas(dep)
+        total_ready += ready_n
+        entry.update({"image": served, "replicas": (dep or {}).get("spec", {}).get("replicas", 0),
+                      "readyReplicas": ready_n, "available": ok})
+        if target and target != served:
+            entry["rollingTo"] = target
+            rolling.append(site.slug)
+        all_ready &= ok
+        on_spec += served == spec.image and ok
+        if dep is not None:
+            f.known[site.id] = {"slug": site.slug, "id": site.id}
+        runs.setdefault(served or "nothing yet", []).append(site.slug)
+    skew = on_spec < len(spec.sites)
+
+    if site_image == spec.image:
+        migrated = cond.condition(cond.MIGRATED, True, cond.R_SUCCEEDED, f"the database schema matches {spec.image}")
+    elif mstate == FAILED:
+        migrated = cond.condition(cond.MIGRATED, False, cond.R_FAILED, await f.job_message(mjob))  # type: ignore[arg-type]
+    elif mjob is None:
+        migrated = cond.condition(cond.MIGRATED, "Unknown", cond.R_WAITING,
+                                  f"an earlier migration Job runs; {spec.image} migrates after it")
+    else:
+        migrated = cond.condition(cond.MIGRATED, "Unknown", cond.R_MIGRATING,
+                                  f"Job {mkey[1]} migrates the database for {spec.image}")
+    failed = mstate == FAILED and site_image != spec.image
+    if skew:
+        why = ("its migration failed, so no site rolls to it" if failed
+               else "sites roll to it once its migration succeeded" if site_image != spec.image
+               else "rolling out")
+        detail = "; ".join(f"{listed(slugs)} on {image}" for image, slugs in runs.items())
+        if rolling:
+            detail += f"; rolling to {site_image}: {listed(rolling)}"
+        version = cond.condition(cond.VERSION_SKEW, True, cond.R_MIGRATION_FAILED if failed else cond.R_ROLLING_OUT,
+                                 f"spec.image is {spec.image}, {why}; {detail}")
+    else:
+        version = cond.condition(cond.VERSION_SKEW, False, cond.R_ALL_SITES_ON_IMAGE,
+                                 f"all {len(spec.sites)} sites run {spec.image}")
+
+    problems: list[cond.Problem] = []
+    if failed:
+        problems.append(cond.Problem(cond.R_MIGRATION_FAILED, "the migration Job failed; sites stay on "
+                                     f"{site_image or 'no image'}; see Migrated", degraded="the migration Job failed"))
+    if not all_ready or skew:
+        waiting = len(spec.sites) - on_spec
+        problems.append(cond.Problem(cond.R_ROLLING_OUT,
+                                     f"{waiting} of {len(spec.sites)} sites are not Available on {spec.image} yet"))
+    progressing = skew and not failed
+    return Report(
+        before=[migrated, version],
+        problems=problems,
+        ready_message=f"{len(f.sites)} sites Available on {spec.image}",
+        progressing=cond.condition(cond.PROGRESSING, progressing, cond.R_ROLLING_OUT if progressing else cond.R_COMPLETE,
+                                   "migrating or rolling out" if progressing else "nothing in progress"),
+        replicas=total_ready,
+        selector=f"{PROJECT_LABEL}={owner.name},{COMPONENT_LABEL}=site",
+        image=site_image,
+    )

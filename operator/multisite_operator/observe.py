@@ -1,0 +1,83 @@
+"""What the cluster says about the children: a Job's outcome, a Deployment's rollout, the image it runs.
+
+Read from the objects' own status as their controllers write it, so every mode judges children the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from .naming import IMAGE_ANNOTATION
+from .obj import Obj
+from .redact import redact
+
+ABSENT, RUNNING, SUCCEEDED, FAILED = "absent", "running", "succeeded", "failed"
+
+
+def job_state(job: Obj | None) -> str:
+    """absent | running | succeeded | failed, from the Job's own conditions (SuccessCriteriaMet and FailureTarget
+    come before Complete and Failed since Kubernetes 1.31: the outcome is decided then)."""
+    if job is None:
+        return ABSENT
+    status = job.get("status") or {}
+    for c in status.get("conditions") or []:
+        if c.get("status") == "True" and c.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return SUCCEEDED
+        if c.get("status") == "True" and c.get("type") in ("Failed", "FailureTarget"):
+            return FAILED
+    return RUNNING
+
+
+def job_failure_reason(job: Obj) -> str:
+    """The Job controller's own words for why it failed (e.g. BackoffLimitExceeded)."""
+    return next((c.get("message") or c.get("reason") for c in (job.get("status") or {}).get("conditions") or []
+                 if c.get("type") == "Failed" and c.get("status") == "True"), "failed")
+
+
+def deployment_ready(dep: Obj | None) -> bool:
+    """Rolled out and Available: the latest spec is observed and every wanted replica is updated and available."""
+    if dep is None:
+        return False
+    spec, status = dep.get("spec") or {}, dep.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    generation = (dep.get("metadata") or {}).get("generation", 0)
+    available = any(c.get("type") == "Available" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return (
+        status.get("observedGeneration", 0) >= generation
+        and status.get("updatedReplicas", 0) >= wanted
+        and status.get("availableReplicas", 0) >= wanted
+        and status.get("replicas", 0) == wanted
+        and (available or wanted == 0)
+    )
+
+
+def ready_replicas(dep: Obj | None) -> int:
+    return (dep or {}).get("status", {}).get("readyReplicas", 0) if dep else 0
+
+
+def deployed_image(dep: Obj) -> str | None:
+    """The image a Deployment was rendered with (our annotation: the container list may hold sidecars)."""
+    return ((dep.get("metadata") or {}).get("annotations") or {}).get(IMAGE_ANNOTATION)
+
+
+class FailureMessages:
+    """Why a Job failed, in the user's words (termination message or last log lines), read from the API once per
+    Job and kept while that Job exists: a failed Job's pods do not change, and status must not flap."""
+
+    def __init__(self, read: Callable[[str, str], Awaitable[str]]) -> None:
+        self._read = read  # (namespace, job name) -> the pod's message
+        self._known: dict[tuple[str, str, str], str] = {}  # (namespace, project, job) -> message
+
+    async def message(self, namespace: str, project: str, job: Obj, secret_values: list[str]) -> str:
+        name = job["metadata"]["name"]
+        memo = (namespace, project, name)
+        if memo not in self._known:
+            detail = await self._read(namespace, name)
+            text = f"Job {name} failed: {job_failure_reason(job)}" + (f": {detail}" if detail else "")
+            self._known[memo] = redact(text, secret_values)[:1024]
+        return self._known[memo]
+
+    def prune(self, namespace: str, project: str, jobs: set[str] | None = None) -> None:
+        """Forget the project's Jobs that are gone (all of them with jobs=None: the project is gone)."""
+        for memo in [m for m in self._known if m[:2] == (namespace, project) and (jobs is None or m[2] not in jobs)]:
+            del self._known[memo]

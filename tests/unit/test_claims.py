@@ -1,0 +1,49 @@
+"""Domain ownership between projects (the older claim keeps a domain) and the spec parsed once per generation."""
+
+from __future__ import annotations
+
+import copy
+
+from fake_cluster import example
+from multisite_operator import claims
+from multisite_operator.specs import SpecCache
+
+
+def project(name: str, created: str, uid: str) -> dict:
+    p = example()
+    p["metadata"].update(name=name, creationTimestamp=created, uid=uid)
+    return p
+
+
+def index_of(*projects: dict, specs: SpecCache) -> dict[str, list]:
+    index: dict[str, list] = {}
+    for p in projects:
+        for host, c in claims.claimed_domains(specs, p).items():
+            index.setdefault(host, []).append(c)
+    return index
+
+
+def test_the_older_project_keeps_a_contested_domain():
+    specs = SpecCache()
+    old, young = project("first", "2026-01-01T00:00:00Z", "u1"), project("second", "2026-02-01T00:00:00Z", "u2")
+    index = index_of(old, young, specs=specs)
+    assert claims.conflicts(specs, ("shop", "first"), old, index) == []
+    found = claims.conflicts(specs, ("shop", "second"), young, index)
+    assert found[0] == "domain de.example-stage.eu.aldryn.io is already served by MultiSiteProject shop/first"
+    assert len(found) == 3
+
+
+def test_an_invalid_spec_claims_nothing():
+    specs = SpecCache()
+    bad = project("bad", "2026-01-01T00:00:00Z", "u3")
+    bad["spec"]["sites"][0]["slug"] = "Not A Slug"
+    assert claims.claimed_domains(specs, bad) == {}
+
+
+def test_the_spec_is_parsed_once_per_generation():
+    specs = SpecCache()
+    p = example()
+    first = specs.parse(p)
+    assert specs.parse(copy.deepcopy(p)) is first
+    p["metadata"]["generation"] += 1
+    assert specs.parse(p) is not first
