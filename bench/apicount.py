@@ -19,8 +19,8 @@ from typing import Any
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.support import ROOT
-from e2e.test_security import token_kubeconfig
+from harness.cluster import ROOT
+from harness.cluster import token_kubeconfig
 from tracker import raw
 
 # The ServiceAccount deploy/rbac.yaml makes: the benchmark runs the operator with exactly the RBAC users install.

@@ -1,4 +1,4 @@
-"""The operator under test: tests/e2e/support.py's OperatorProcess (`python -m multisite_operator.cli run` in a
+"""The operator under test: tests/harness/operator_process.py's OperatorProcess (`python -m multisite_operator.cli run` in a
 subprocess, as users run it), plus what the benchmark reads of it: memory, its own metrics, and when its
 watches are open.
 """
@@ -15,7 +15,7 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 import apicount
-from e2e.support import OperatorProcess
+from harness.operator_process import OperatorProcess
 
 HERE = Path(__file__).resolve().parent
 

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from e2e.support import ROOT, apply_example_secrets, create_project, example_project
+from harness.cluster import ROOT
+from harness.project import apply_example_secrets, create_project, example_project
 from helpers import wait_for
 
 Obj = dict[str, Any]

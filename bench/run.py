@@ -25,6 +25,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "tests")]
 
 from controlplane.cluster import ControlPlane  # noqa: E402
+from harness.cluster import install_crd as harness_install_crd  # noqa: E402
 
 import apicount  # noqa: E402
 import machine  # noqa: E402
@@ -38,12 +39,7 @@ CRD_FILE = ROOT / "crds" / "multisiteprojects.yaml"
 
 
 def install_crd(cp: ControlPlane, path: Path = CRD_FILE) -> None:
-    kubectl = [cp.kubectl, "--kubeconfig", cp.kubeconfig]
-    res = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(path)], capture_output=True, text=True)
-    if res.returncode:
-        raise RuntimeError(f"installing {path} failed: {res.stderr.strip()}")
-    subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/multisiteprojects.multisite.dev"], check=True, capture_output=True)
+    harness_install_crd(cp.api_client(), path)
 
 
 def main(argv: list[str] | None = None) -> int:

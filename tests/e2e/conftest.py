@@ -7,43 +7,15 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-from helpers import wait_for
-
-from .support import ROOT, OperatorProcess
-
-CRD_FILE = ROOT / "crds" / "multisiteprojects.yaml"
+from harness.cluster import install_crd
+from harness.operator_process import OperatorProcess
 
 
 @pytest.fixture(scope="session")
 def crd(api_client: client.ApiClient) -> str:
     """Install (server-side apply) the committed CRD and wait until it is Established."""
-    import yaml
-
-    body = yaml.safe_load(CRD_FILE.read_text())
-    ext = client.ApiextensionsV1Api(api_client)
-    ext.patch_custom_resource_definition(
-        body["metadata"]["name"], body, field_manager="multisite-tests", force=True,
-        _content_type="application/apply-patch+yaml",
-    ) if _exists(ext, body["metadata"]["name"]) else ext.create_custom_resource_definition(body)
-
-    def established() -> bool:
-        crd = ext.read_custom_resource_definition(body["metadata"]["name"])
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
-
-    wait_for(established, timeout=30, message="CRD Established")
-    return body["metadata"]["name"]
-
-
-def _exists(ext: client.ApiextensionsV1Api, name: str) -> bool:
-    try:
-        ext.read_custom_resource_definition(name)
-        return True
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
+    return install_crd(api_client)
 
 
 @pytest.fixture

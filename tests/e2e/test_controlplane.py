@@ -18,6 +18,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from controlplane.cluster import ControlPlane, release
+from harness.cluster import kubectl
+from harness.project import condition_true
 from helpers import wait_for
 
 CLUSTER_PY = Path(__file__).resolve().parents[1] / "controlplane" / "cluster.py"
@@ -53,23 +55,12 @@ def job_body(name: str, labels: dict[str, str] | None = None, annotations: dict[
     }
 
 
-def condition(obj: Any, type_: str) -> bool:
-    return any(c.type == type_ and c.status == "True" for c in (obj.status.conditions or []))
-
-
-def kubectl(cluster: ControlPlane, *args: str) -> str:
-    return subprocess.run(
-        [cluster.kubectl, "--kubeconfig", cluster.kubeconfig, *args],
-        check=True, capture_output=True, text=True, timeout=30,
-    ).stdout
-
-
 def test_readyz_answers_ok(cluster: ControlPlane) -> None:
-    assert kubectl(cluster, "get", "--raw", "/readyz").strip() == "ok"
+    assert kubectl(cluster, "get", "--raw", "/readyz", check=True).stdout.strip() == "ok"
 
 
 def test_server_version_is_the_built_release(cluster: ControlPlane) -> None:
-    versions = json.loads(kubectl(cluster, "version", "-o", "json"))
+    versions = json.loads(kubectl(cluster, "version", "-o", "json", check=True).stdout)
     # release() is what build.sh built (go.mod's k8s.io/kubernetes); without the ldflags it would be v0.0.0-master.
     assert re.fullmatch(r"v1\.\d+\.\d+", release())
     assert versions["serverVersion"]["gitVersion"] == release()
@@ -90,7 +81,7 @@ def test_deployment_becomes_available(namespace: str, api_client: client.ApiClie
         },
     })
     deployment = wait_for(
-        lambda: (d := apps.read_namespaced_deployment_status("web", namespace)) and condition(d, "Available")
+        lambda: (d := apps.read_namespaced_deployment_status("web", namespace)) and condition_true(d, "Available")
         and d.status.available_replicas == 2 and d,
         timeout=60, message="Deployment web Available with 2 replicas",
     )
@@ -100,14 +91,14 @@ def test_deployment_becomes_available(namespace: str, api_client: client.ApiClie
     for pod in pods:
         assert pod.status.phase == "Running"
         assert pod.spec.node_name  # bound by kube-scheduler
-        assert condition(pod, "Ready")
+        assert condition_true(pod, "Ready")
 
 
 def test_job_completes(namespace: str, api_client: client.ApiClient) -> None:
     batch, core = client.BatchV1Api(api_client), client.CoreV1Api(api_client)
     batch.create_namespaced_job(namespace, job_body("ok"))
     job = wait_for(
-        lambda: (j := batch.read_namespaced_job_status("ok", namespace)) and condition(j, "Complete") and j,
+        lambda: (j := batch.read_namespaced_job_status("ok", namespace)) and condition_true(j, "Complete") and j,
         timeout=60, message="Job ok Complete",
     )
     assert job.status.succeeded == 1
@@ -120,10 +111,10 @@ def test_job_marked_to_fail_ends_failed_with_message(namespace: str, api_client:
     message = "migrate: relation \"x\" does not exist"  # colon and quotes on purpose: must survive verbatim
     batch.create_namespaced_job(namespace, job_body("bad", {FAIL_LABEL: "true"}, {FAIL_MESSAGE_ANNOTATION: message}))
     job = wait_for(
-        lambda: (j := batch.read_namespaced_job_status("bad", namespace)) and condition(j, "Failed") and j,
+        lambda: (j := batch.read_namespaced_job_status("bad", namespace)) and condition_true(j, "Failed") and j,
         timeout=60, message="Job bad Failed",
     )
-    assert not condition(job, "Complete")
+    assert not condition_true(job, "Complete")
     [pod] = core.list_namespaced_pod(namespace, label_selector="job-name=bad").items
     assert pod.status.phase == "Failed"
     terminated = pod.status.container_statuses[0].state.terminated
@@ -186,7 +177,7 @@ def test_crd_cel_rule_rejects_bad_object_with_its_message(namespace: str, api_cl
     })
     try:
         wait_for(
-            lambda: condition(ext.read_custom_resource_definition_status(f"widgets.{group}"), "Established"),
+            lambda: condition_true(ext.read_custom_resource_definition_status(f"widgets.{group}"), "Established"),
             timeout=30, message="CRD Established",
         )
 

@@ -25,26 +25,19 @@ from kubernetes import client
 
 from multisite_operator.cli import parser
 
-from .conftest import CRD_FILE
-from .support import ROOT, OperatorProcess, apply_example_secrets, create_project, example_project, wait_condition
+from harness.cluster import CRD_FILE, ROOT, kubectl
+from harness.operator_process import OperatorProcess
+from harness.project import apply_example_secrets, create_project, example_project, wait_condition
 
 NAMESPACE = "multisite-operator"
 ACCOUNT = "multisite-operator"
 Obj = dict[str, Any]
 
 
-def kubectl(cluster, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(Path(cluster.bin_dir) / "kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args],
-                          input=stdin, capture_output=True, text=True, timeout=120, cwd=ROOT)
-    if check:
-        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done
-
-
 @pytest.fixture(scope="module")
 def rendered(cluster) -> list[Obj]:
     """`kubectl kustomize deploy/`: the objects `kubectl apply -k deploy/` sends."""
-    return [d for d in yaml.safe_load_all(kubectl(cluster, "kustomize", "deploy/").stdout) if d]
+    return [d for d in yaml.safe_load_all(kubectl(cluster, "kustomize", "deploy/", check=True).stdout) if d]
 
 
 def one(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
@@ -125,23 +118,23 @@ def test_server_side_dry_run_accepts_every_object(cluster, rendered):
     # those two are created for real, harmless and idempotent.
     prerequisites = [one(rendered, "Namespace", NAMESPACE), one(rendered, "ServiceAccount", ACCOUNT)]
     kubectl(cluster, "apply", "--server-side", "--field-manager", "multisite-tests", "-f", "-",
-            stdin=yaml.safe_dump_all(prerequisites))
+            stdin=yaml.safe_dump_all(prerequisites), check=True)
 
     # --force-conflicts: on a control plane shared with the rest of the suite the CRD is also applied by the tests'
     # own field manager (tests/e2e/conftest.py); field ownership says nothing about whether the objects are valid.
-    done = kubectl(cluster, "apply", "-k", "deploy/", "--server-side", "--dry-run=server", "--force-conflicts")
+    done = kubectl(cluster, "apply", "-k", "deploy/", "--server-side", "--dry-run=server", "--force-conflicts", check=True)
     accepted = [line for line in done.stdout.splitlines() if line.endswith("(server dry run)")]
     assert len(accepted) == len(rendered), done.stdout
     assert "Warning" not in done.stderr, done.stderr  # e.g. "would violate PodSecurity"
     # The README's plain `kubectl apply -k deploy/` (client-side apply: the last-applied annotation must fit).
-    done = kubectl(cluster, "apply", "-k", "deploy/", "--dry-run=server")
+    done = kubectl(cluster, "apply", "-k", "deploy/", "--dry-run=server", check=True)
     assert len([line for line in done.stdout.splitlines() if line.endswith("(server dry run)")]) == len(rendered)
 
     # The operator's Pod as the ReplicaSet will create it: admitted under the namespace's restricted profile.
     template = one(rendered, "Deployment", "multisite-operator")["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod", "spec": template["spec"],
            "metadata": {**template["metadata"], "name": "multisite-operator-dry-run", "namespace": NAMESPACE}}
-    kubectl(cluster, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod))
+    kubectl(cluster, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=True)
     # ... which is a real check: the same Pod allowed to escalate privileges is refused.
     bad = copy.deepcopy(pod)
     bad["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
@@ -151,7 +144,7 @@ def test_server_side_dry_run_accepts_every_object(cluster, rendered):
 
 def service_account_kubeconfig(cluster, path: Path) -> Path:
     """A kubeconfig holding a token of the operator's ServiceAccount: what the pod's in-cluster config gives it."""
-    token = kubectl(cluster, "create", "token", ACCOUNT, "-n", NAMESPACE, "--duration", "1h").stdout.strip()
+    token = kubectl(cluster, "create", "token", ACCOUNT, "-n", NAMESPACE, "--duration", "1h", check=True).stdout.strip()
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     server = admin["clusters"][0]["cluster"]
     config = {
@@ -219,7 +212,7 @@ def test_operator_runs_with_the_deployment_args_as_its_service_account(cluster, 
                                                   "Role", "RoleBinding")]
     revoke_other_grants(api_client, {o["metadata"]["name"] for o in rbac + NAMESPACED_RUN_RBAC})
     kubectl(cluster, "apply", "--server-side", "--field-manager", "multisite-tests", "-f", "-",
-            stdin=yaml.safe_dump_all(rbac + NAMESPACED_RUN_RBAC))
+            stdin=yaml.safe_dump_all(rbac + NAMESPACED_RUN_RBAC), check=True)
     c = container(rendered)
     pod_name = f"multisite-operator-{uuid.uuid4().hex[:10]}"
     fields = {"metadata.name": pod_name, "metadata.namespace": NAMESPACE}

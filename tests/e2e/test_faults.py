@@ -13,18 +13,16 @@ from kubernetes.client.rest import ApiException
 
 from helpers import wait_for
 
-from .clusters import (
-    assert_no_traceback,
+from harness.cluster import (
     elapsed_until,
-    metric,
     owned_children,
     private_control_plane,
     resource_versions,
     restricted_namespace,
-    running_operator,
 )
-from .support import (
-    OperatorProcess,
+from harness.operator_process import assert_no_traceback, metric, running_operator
+from harness.operator_process import OperatorProcess
+from harness.project import (
     apply_example_secrets,
     condition,
     create_project,

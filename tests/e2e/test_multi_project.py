@@ -21,7 +21,7 @@ from kubernetes import client, watch
 from aldryn_runtime import domain_settings
 from helpers import wait_for
 
-from .support import (
+from harness.project import (
     FAIL_LABEL,
     GROUP,
     PLURAL,

@@ -17,13 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers import wait_for
 from multisite_operator import metrics as metrics_module
 
-from .support import (
-    failing_populate_project,
-    OperatorProcess,
+from harness.operator_process import OperatorProcess
+from harness.project import (
     apply_example_secrets,
     create_project,
     events_for,
     example_project,
+    failing_populate_project,
     jobs,
     patch_spec,
     wait_condition,

@@ -16,16 +16,10 @@ from kubernetes.client.rest import ApiException
 
 from helpers import wait_for
 
-from .clusters import (
-    assert_no_traceback,
-    owned_children,
-    private_control_plane,
-    restricted_namespace,
-    running_operator,
-)
-from .support import (
+from harness.cluster import ROOT, owned_children, private_control_plane, restricted_namespace, token_kubeconfig
+from harness.operator_process import assert_no_traceback, running_operator
+from harness.project import (
     FAIL_LABEL,
-    ROOT,
     apply_example_secrets,
     condition,
     create_project,
@@ -160,23 +154,6 @@ def apply_docs(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
 
     for doc in docs:
         utils.create_from_dict(api, doc)
-
-
-def token_kubeconfig(cluster: Any, api: client.ApiClient, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as the ServiceAccount, with a token from the TokenRequest API."""
-    token = client.CoreV1Api(api).create_namespaced_service_account_token(
-        account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    cfg = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
-        "current-context": "c",
-    }
-    path.write_text(yaml.safe_dump(cfg))
-    path.chmod(0o600)
-    return path
 
 
 def can(api: client.ApiClient, verb: str, resource: str, namespace: str, group: str = "",

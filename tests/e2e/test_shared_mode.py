@@ -11,8 +11,8 @@ from kubernetes import client
 
 from helpers import wait_for
 
-from .support import (
-    failing_populate_project,
+from harness.operator_process import metric, wait_quiet
+from harness.project import (
     apply_example_secrets,
     create_project,
     delete_project,
@@ -20,6 +20,7 @@ from .support import (
     env_of,
     events_for,
     example_project,
+    failing_populate_project,
     get_project,
     ingress_hosts,
     jobs,
@@ -137,21 +138,17 @@ def test_hand_edits_are_put_back_and_idle_reconcile_writes_nothing(api_client, n
     wait_for(lambda: sorted(ingress_hosts(api_client, namespace, "example")) == TEST_HOSTS, timeout=20,
              message="Ingress re-created")
     wait_condition(api_client, namespace, "example", "Ready", "True", timeout=30)
-
-    def counter(name: str) -> float:
-        text = operator.metrics()
-        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
-    writes_before = counter("multisite_api_writes_total")
-    reconciles_before = counter("multisite_reconciles_total")
+    # The scaled-down Deployment's status still moves for a while; count from a quiet operator.
+    writes_before = wait_quiet(operator)
+    reconciles_before = metric(operator, "multisite_reconciles_total")
     rv_before = deployment(api_client, namespace, "example-web").metadata.resource_version
     # An event that changes nothing the operator owns: the reconcile runs and must write nothing.
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
         "multisite.dev", "v1alpha1", namespace, "multisiteprojects", "example",
         {"metadata": {"annotations": {"example.com/touched": "yes"}}})
-    wait_for(lambda: counter("multisite_reconciles_total") > reconciles_before, timeout=20,
+    wait_for(lambda: metric(operator, "multisite_reconciles_total") > reconciles_before, timeout=20,
              message="a reconcile after the annotation change")
-    assert counter("multisite_api_writes_total") == writes_before
+    assert metric(operator, "multisite_api_writes_total") == writes_before
     assert deployment(api_client, namespace, "example-web").metadata.resource_version == rv_before
 
 

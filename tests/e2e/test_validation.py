@@ -22,18 +22,18 @@ from kubernetes.client.rest import ApiException
 from helpers import wait_for
 from unit.test_models import INVALID, Invalid, model_error
 
-from .clusters import (
+from harness.cluster import (
+    kubectl,
     MISSING_IMAGE,
-    assert_no_traceback,
     delete_namespace,
     has_pull_failure_stage,
     owned_children,
     private_control_plane,
     resource_versions,
     restricted_namespace,
-    running_operator,
 )
-from .support import (
+from harness.operator_process import assert_no_traceback, running_operator
+from harness.project import (
     FAIL_LABEL,
     GROUP,
     PLURAL,
@@ -63,11 +63,6 @@ BLOCKED_REASONS = {"InvalidSpec", "DomainConflict", "SecretMissing"}  # nothing 
 # --- helpers ------------------------------------------------------------------------------------------------------
 def manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MultiSiteProject", "metadata": {"name": name}, "spec": spec}
-
-
-def kubectl(cluster: Any, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([cluster.kubectl, "--kubeconfig", cluster.kubeconfig, *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
 
 
 def render(doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,7 @@ from multisite_operator.cli import parser
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from e2e.support import OperatorProcess  # noqa: E402 - the command the e2e tests start
+from harness.operator_process import OperatorProcess
 
 PINNED = re.compile(r"^[\w.\-/]+:(?P<tag>[\w.\-]+)@sha256:[0-9a-f]{64}$")
 
@@ -84,7 +84,7 @@ def test_runs_as_a_numeric_non_root_user(dockerfile):
 
 
 def test_entry_point_is_the_command_the_tests_run(dockerfile):
-    """`multisite-operator run` in the image is `python -m multisite_operator.cli run` of tests/e2e/support.py."""
+    """`multisite-operator run` in the image is `python -m multisite_operator.cli run` of tests/harness/operator_process.py."""
     command = run_command(dockerfile)
     assert command[:2] == ["multisite-operator", "run"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +13,8 @@ from kubernetes.client.rest import ApiException
 
 from helpers import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+from .cluster import ROOT
+
 EXAMPLE = ROOT / "examples" / "example-shared.yaml"
 GROUP, VERSION, PLURAL = "multisite.dev", "v1alpha1", "multisiteprojects"
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
@@ -73,11 +69,18 @@ def delete_project(api: client.ApiClient, namespace: str, name: str) -> None:
     custom(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
 
-def condition(project: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for c in (project.get("status") or {}).get("conditions") or []:
+def condition(obj: Any, type_: str) -> dict[str, Any] | None:
+    """The condition `type_` of any object (a dict from the API, or a kubernetes client model), or None."""
+    if not isinstance(obj, dict):
+        obj = {"status": {"conditions": [c.to_dict() for c in (obj.status.conditions or [])]}}
+    for c in (obj.get("status") or {}).get("conditions") or []:
         if c.get("type") == type_:
             return c
     return None
+
+
+def condition_true(obj: Any, type_: str) -> bool:
+    return (condition(obj, type_) or {}).get("status") == "True"
 
 
 def wait_condition(api: client.ApiClient, namespace: str, name: str, type_: str, status: str,
@@ -103,77 +106,6 @@ def wait_condition(api: client.ApiClient, namespace: str, name: str, type_: str,
         return wait_for(check, timeout=timeout, interval=0.2, message=f"{name}: {type_}={status}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; conditions: {describe()}") from None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class OperatorProcess:
-    """The operator as users run it (`multisite-operator run`), in a subprocess so tests can kill it for real."""
-
-    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path, extra: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.kubeconfig = kubeconfig
-        self.namespaces = namespaces
-        self.log_path = log_path
-        self.extra = extra or []
-        self.env = env or {}
-        self.metrics_port = free_port()
-        self.health_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "multisite_operator.cli", "run", "--metrics-port", str(self.metrics_port),
-               "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"]
-        for ns in self.namespaces:
-            cmd += ["--namespace", ns]
-        return cmd + self.extra
-
-    def start(self) -> OperatorProcess:
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig, **self.env}
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        log.close()
-        import urllib.request
-
-        def healthy() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, f"operator exited: {self.log()[-2000:]}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, timeout=30, interval=0.1, message="operator liveness endpoint")
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, like an OOM kill or a lost node."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def metrics(self) -> str:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            return r.read().decode()
 
 
 def deployment(api: client.ApiClient, namespace: str, name: str) -> client.V1Deployment:

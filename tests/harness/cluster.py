@@ -1,9 +1,10 @@
-"""Helpers for tests that need more than the per-test namespace: a private control plane (to restart its API
-server, or when the shared one predates a kwok stage), restricted namespaces of their own, operators started by
-hand with extra flags, and the checks every fault test repeats (no traceback, children of a project)."""
+"""The control plane side of the tests: one kubectl(), the CRD installed (one way, everywhere), a private control
+plane (to restart its API server, or when the shared one predates a kwok stage), restricted namespaces, a
+ServiceAccount's kubeconfig, and a project's children as the API server has them."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,22 +19,33 @@ from kubernetes.client.rest import ApiException
 from controlplane.cluster import ControlPlane
 from helpers import wait_for
 
-from .support import ROOT, OperatorProcess
 
+ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "multisiteprojects.yaml"
 PULL_FAILURE_STAGE = "pod-image-pull-failed"
 MISSING_IMAGE = "registry.example.com/example/web:does-not-exist"  # the kwok stage fails pulls of such images
 
 
-def install_crd(api: client.ApiClient) -> None:
-    """Server-side apply the committed CRD and wait until it is Established (for a private control plane)."""
-    body = yaml.safe_load(CRD_FILE.read_text())
+def kubectl(cluster: Any, *args: str, stdin: str | None = None, check: bool = False,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """kubectl of the control plane's own release against its kubeconfig, run from the repository root."""
+    done = subprocess.run([str(cluster.kubectl), "--kubeconfig", str(cluster.kubeconfig), *args], input=stdin,
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check:
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done
+
+
+def install_crd(api: client.ApiClient, path: Path = CRD_FILE) -> str:
+    """Server-side apply the CRD (the committed one by default) and wait until it is Established."""
+    body = yaml.safe_load(path.read_text())
     ext = client.ApiextensionsV1Api(api)
     ext.patch_custom_resource_definition(body["metadata"]["name"], body, field_manager="multisite-tests", force=True,
                                          _content_type="application/apply-patch+yaml")
     wait_for(lambda: any(c.type == "Established" and c.status == "True"
                          for c in ext.read_custom_resource_definition(body["metadata"]["name"]).status.conditions or []),
              timeout=30, message="CRD Established")
+    return body["metadata"]["name"]
 
 
 def restricted_namespace(api: client.ApiClient, prefix: str) -> str:
@@ -74,19 +86,10 @@ def has_pull_failure_stage(cluster: ControlPlane) -> bool:
     return stages.exists() and PULL_FAILURE_STAGE in stages.read_text()
 
 
-@contextmanager
-def running_operator(kubeconfig: str, namespaces: list[str], log: Path, extra: list[str] | None = None,
-                     env: dict[str, str] | None = None) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(kubeconfig, namespaces, log, extra, env).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
-def assert_no_traceback(log: str) -> None:
-    """An operator that handles every failure on purpose never prints a Python traceback."""
-    assert "Traceback (most recent call last)" not in log, log[log.index("Traceback"):][:3000]
+
+
 
 
 def owned_children(api: client.ApiClient, namespace: str, project: str) -> dict[tuple[str, str], Any]:
@@ -106,15 +109,7 @@ def resource_versions(children: dict[tuple[str, str], Any]) -> dict[tuple[str, s
     return {k: v.metadata.resource_version for k, v in children.items()}
 
 
-def metric(operator: OperatorProcess, name: str) -> float:
-    """Sum of every sample of a Prometheus metric (all label values)."""
-    total = 0.0
-    for line in operator.metrics().splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            head = line.split()[0]
-            if head == name or head.startswith(name + "{"):
-                total += float(line.split()[-1])
-    return total
+
 
 
 def elapsed_until(predicate: Any, timeout: float, message: str, interval: float = 0.05) -> float:
@@ -122,3 +117,20 @@ def elapsed_until(predicate: Any, timeout: float, message: str, interval: float 
     start = time.monotonic()
     wait_for(predicate, timeout=timeout, interval=interval, message=message)
     return time.monotonic() - start
+
+
+def token_kubeconfig(cluster: Any, api: client.ApiClient, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount, with a token from the TokenRequest API."""
+    token = client.CoreV1Api(api).create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    cfg = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
+        "current-context": "c",
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    path.chmod(0o600)
+    return path
