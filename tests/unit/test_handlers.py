@@ -1,0 +1,22 @@
+"""The kopf layer registers into the registry it is given: no module global, so two operators (or a test and an
+operator) never share handlers or a controller."""
+
+from __future__ import annotations
+
+import kopf
+
+from multisite_operator.controller import Controller
+from multisite_operator.handlers import register
+
+
+def selectors(registry: kopf.OperatorRegistry) -> set[str]:
+    return {str(h.selector) for sub in (registry._indexing, registry._watching) for h in sub.get_all_handlers()}
+
+
+def test_handlers_go_into_the_given_registry_only():
+    mine = kopf.OperatorRegistry()
+    register(mine, Controller())
+    watched = selectors(mine)
+    assert len(watched) == 6, watched  # projects, Deployments, Services, Ingresses, Jobs, Pods
+    assert selectors(kopf.get_default_registry()) == set()
+    assert len(mine._indexing.get_all_handlers()) == 7
