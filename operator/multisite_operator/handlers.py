@@ -61,6 +61,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     metrics.LEADER.set_function(lambda: float(controller.active))
 
     # --- startup ------------------------------------------------------------------------------------------------
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        """The official client's credentials (in-cluster, else $KUBECONFIG): what kopf's default registry adds on
+        its own, and a registry of our own must ask for."""
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         api_client = load_api_client()
@@ -79,12 +85,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     def emit(project: dict[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(project, type=type_, reason=reason, message=message)
 
-    # --- indexes: the informer caches reconciles read ---------------------------------------------------------
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
+    # --- indexes: the informer caches reconciles read; kopf passes each to handlers as a kwarg named by its id --
+    @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="projects_idx")
     def projects_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[Key, dict[str, Any]]:
         return {(namespace, name): slim(body)}
 
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="domains_idx")
     def domains_idx(body: kopf.Body, **_: Any) -> dict[str, claims.Claim]:
         return claims.claimed_domains(controller.specs, body)
 
@@ -92,23 +98,23 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         project = owning_project(body, labels)
         return {(namespace, project): slim(body)} if project else None
 
-    @kopf.index("apps", "v1", "deployments", labels=OURS, registry=registry)
+    @kopf.index("apps", "v1", "deployments", labels=OURS, registry=registry, id="deployments_idx")
     def deployments_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
-    @kopf.index("v1", "services", labels=OURS, registry=registry)
+    @kopf.index("v1", "services", labels=OURS, registry=registry, id="services_idx")
     def services_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
-    @kopf.index("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry)
+    @kopf.index("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry, id="ingresses_idx")
     def ingresses_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
-    @kopf.index("batch", "v1", "jobs", labels=OURS, registry=registry)
+    @kopf.index("batch", "v1", "jobs", labels=OURS, registry=registry, id="jobs_idx")
     def jobs_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
-    @kopf.index("v1", "pods", labels=OURS, registry=registry)
+    @kopf.index("v1", "pods", labels=OURS, registry=registry, id="pull_problems_idx")
     def pull_problems_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         """Only pods that cannot pull their image are kept: a few small dicts, not every pod of every project."""
         project = labels.get(PROJECT_LABEL)

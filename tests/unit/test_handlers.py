@@ -6,7 +6,7 @@ from __future__ import annotations
 import kopf
 
 from multisite_operator.controller import Controller
-from multisite_operator.handlers import register
+from multisite_operator.handlers import INDEXES, register
 
 
 def selectors(registry: kopf.OperatorRegistry) -> set[str]:
@@ -19,4 +19,8 @@ def test_handlers_go_into_the_given_registry_only():
     watched = selectors(mine)
     assert len(watched) == 6, watched  # projects, Deployments, Services, Ingresses, Jobs, Pods
     assert selectors(kopf.get_default_registry()) == set()
-    assert len(mine._indexing.get_all_handlers()) == 7
+    # kopf hands each index to handlers as a keyword named by the index handler's id: the controller reads them so.
+    assert sorted(h.id for h in mine._indexing.get_all_handlers()) == sorted(INDEXES)
+    # Without a login handler of its own, an operator on a fresh registry cannot authenticate at all.
+    assert [h.id for h in mine._activities.get_all_handlers() if h.activity.value == "authentication"] == [
+        "register.<locals>.login"]
