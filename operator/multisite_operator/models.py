@@ -166,12 +166,14 @@ class Domains(Model):
     aliases: list[WildcardHost] = Field(
         default_factory=list,
         max_length=MAX_NAMES_PER_SITE,
-        description="Further domains that serve the same site (routed and allowed, not redirected).",
+        description="Further domains that serve the same site (routed and allowed, not redirected); "
+        "'*.example.com' serves every subdomain one label deep.",
     )
     redirects: list[WildcardHost] = Field(
         default_factory=list,
         max_length=MAX_NAMES_PER_SITE,
-        description="Domains that the Django runtime redirects to the primary domain (routed to the site).",
+        description="Domains that answer 301 to the primary domain, path and query kept (routed to the site); "
+        "'*.example.com' for every subdomain one label deep.",
     )
 
     def names(self) -> list[str]:
