@@ -64,3 +64,37 @@ def domain_settings(env: dict[str, Any]) -> dict[str, Any]:
             "redirect_config": own,
             "writes_sites": sorted(domains),
         }
+
+
+def aldryn_sites_response(env: dict[str, Any], host: str, path: str = "/") -> tuple[int, str | None]:
+    """What one site's instance answers for `http://host/path`: (400, None), (200, None) or (301/302, Location).
+
+    Django's own host check (`django.http.request.validate_host`, from the installed Django) against the instance's
+    ALLOWED_HOSTS, then aldryn-sites 0.6.0's `get_redirect_url` restated line for line (exact redirect > exact
+    alias > pattern redirect > pattern alias; every alias and redirect goes through `re.compile()` and `.match()`),
+    then its SiteMiddleware's `redirect(url, permanent=ALDRYN_SITES_REDIRECT_PERMANENT)`.
+    """
+    import re
+
+    from aldryn_addons.utils import boolean_ish
+    from django.http.request import validate_host
+
+    settings = domain_settings(env)
+    if not validate_host(host, settings["ALLOWED_HOSTS"]):
+        return 400, None
+    config = settings["redirect_config"]
+    if config is None:
+        return 200, None
+    domains = set(config.get("aliases", [])) | {config["domain"]}
+    redirects = set(config.get("redirects", []))
+
+    def match_any(patterns: set[str]) -> bool:
+        return any(p == host or re.compile(p).match(host) for p in patterns)  # re.error for '*.x', as in aldryn-sites
+
+    if host in domains or not (host in redirects or match_any(redirects)):
+        match_any(domains)  # compiled as aldryn-sites compiles them: raises on what it cannot compile
+        return 200, None
+    target = f"http://{config['domain']}{path}"
+    with environ(env):
+        permanent = boolean_ish(getenv("ALDRYN_SITES_REDIRECT_PERMANENT", False))
+    return (301 if permanent else 302), target

@@ -15,7 +15,7 @@ from .crd import crd
 from .models import KIND, MultiSiteProjectSpec
 from .specs import readable
 from .render import Owner, render_children
-from .render.env import served_hosts, shared_env, site_env
+from .render.env import allowed_hosts, served_hosts, shared_env, site_env
 
 # Reached by a local `runserver` or docker-compose web service; kept in ALLOWED_HOSTS by site-env.
 LOCAL_HOSTS = ["localhost", "127.0.0.1"]
@@ -132,7 +132,7 @@ def cmd_site_env(args: argparse.Namespace) -> None:
         env = site_env(spec, site) if spec.mode == "multi-project" else shared_env(spec)
         # The site's instance (multi-project) or the shared one, plus the local addresses a browser uses.
         served = spec.site_domains(site).names() if spec.mode == "multi-project" else served_hosts(spec)
-        hosts = list(dict.fromkeys(LOCAL_HOSTS + served))
+        hosts = allowed_hosts(LOCAL_HOSTS + served)  # '*.example.de' as Django wants it: '.example.de'
         print(f"# Force site {site.slug} ({site.name}, SITE_ID {site.id}) of MultiSiteProject "
               f"{doc['metadata']['name']} ({spec.environment} domains):")
         flags = "" if args.environment == "live" else f" --environment {args.environment}"

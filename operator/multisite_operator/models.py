@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from .populate import ALIASES_ENV, DEFAULT_POPULATE_COMMAND
+
 GROUP = "multisite.dev"
 VERSION = "v1alpha1"
 KIND = "MultiSiteProject"
@@ -41,6 +43,13 @@ MESSAGES = {
     "format_host": "testDomainFormat must be a lowercase host name once '{slug}' is filled in",
 }
 
+# The only wildcard every layer serves (Ingress, Django's ALLOWED_HOSTS, django-multisite, aldryn-sites) is a whole
+# first label: '*.example.de' is one label under example.de in the Ingress and the regex aldryn-sites gets.
+WILDCARD_HELP = {
+    "bare": "a bare '*' would take every host of every project: write '*.example.com' for the subdomains of one domain",
+    "inner": "a wildcard must be the whole first label, as in '*.example.com': Ingress and Django cannot serve '*' "
+    "anywhere else",
+}
 HOST_HELP = "must be a host name: labels of a-z, 0-9 and '-' joined by dots, e.g. 'www.example.com'"
 SLUG_HELP = "must be lowercase letters, digits and '-' (not first or last), e.g. 'de' or 'north-america'"
 
@@ -61,6 +70,10 @@ def host_problem(host: str, *, wildcard: bool) -> str | None:
         return "must not end with a dot"
     if host.startswith("*.") and not wildcard:
         return "a wildcard ('*.') is allowed only in aliases and redirects, not as the primary domain"
+    if wildcard and host == "*":
+        return WILDCARD_HELP["bare"]
+    if wildcard and "*" in host and (not host.startswith("*.") or "*" in host[2:]):
+        return WILDCARD_HELP["inner"]
     if not re.fullmatch(WILDCARD_HOST_RE if wildcard else HOST_RE, host):
         return HOST_HELP
     return None
@@ -153,12 +166,14 @@ class Domains(Model):
     aliases: list[WildcardHost] = Field(
         default_factory=list,
         max_length=MAX_NAMES_PER_SITE,
-        description="Further domains that serve the same site (routed and allowed, not redirected).",
+        description="Further domains that serve the same site (routed and allowed, not redirected); "
+        "'*.example.com' serves every subdomain one label deep.",
     )
     redirects: list[WildcardHost] = Field(
         default_factory=list,
         max_length=MAX_NAMES_PER_SITE,
-        description="Domains that the Django runtime redirects to the primary domain (routed to the site).",
+        description="Domains that answer 301 to the primary domain, path and query kept (routed to the site); "
+        "'*.example.com' for every subdomain one label deep.",
     )
 
     def names(self) -> list[str]:
@@ -193,11 +208,16 @@ class Site(Model):
 
 
 class TLS(Model):
-    enabled: bool = Field(default=False, description="Add every served host to the Ingress's TLS section.")
+    enabled: bool = Field(
+        default=False,
+        description="Add every served host to the Ingress's TLS section: one entry and Secret per site "
+        "('<project>-tls-<slug>'), so cert-manager issues one certificate per site.",
+    )
     secret_name: str | None = Field(
         default=None,
         max_length=253,
-        description="Secret holding the certificate (default '<project>-tls'; cert-manager can fill it).",
+        description="One Secret for every host of the project (a pre-issued or wildcard certificate) instead of "
+        "one per site.",
     )
 
 
@@ -208,11 +228,6 @@ class IngressSpec(Model):
     tls: TLS = Field(default_factory=TLS, description="TLS settings.")
 
 
-DEFAULT_POPULATE_COMMAND = [
-    "sh",
-    "-c",
-    "python manage.py multisite_plus_populate_sites && python manage.py multisite_plus_rewrite_domains",
-]
 DEFAULT_MIGRATE_COMMAND = ["python", "manage.py", "migrate", "--noinput"]
 
 
@@ -230,8 +245,9 @@ class PopulateSpec(JobSpec):
     command: list[str] = Field(
         default_factory=lambda: list(DEFAULT_POPULATE_COMMAND),
         min_length=1,
-        description="Command of the populate Job. The default runs Django Multisite Plus's "
-        "multisite_plus_populate_sites and multisite_plus_rewrite_domains management commands.",
+        description="Command of the populate Job. The default runs, in `manage.py shell`, what Django Multisite "
+        "Plus's multisite_plus_populate_sites and multisite_plus_rewrite_domains commands run, then makes "
+        f"django-multisite's Alias rows match the aliases and redirects of the active environment (JSON in {ALIASES_ENV}).",
     )
 
 

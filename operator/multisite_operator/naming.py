@@ -46,8 +46,9 @@ def ingress_name(project: str) -> str:
     return fit(project, 253)
 
 
-def tls_secret_name(project: str) -> str:
-    return fit(f"{project}-tls", 253)
+def site_tls_secret_name(project: str, slug: str) -> str:
+    """One site's TLS Secret (cert-manager fills it): named by slug, which is stable for the site's life."""
+    return fit(f"{project}-tls-{slug}", 253)
 
 
 def job_name(project: str, kind: str, digest: str) -> str:

@@ -280,10 +280,11 @@ def test_first_creation_migrates_before_any_site_exists_then_runs_one_instance_p
     assert requests["example-site-gh"] == requests["example-site-us"] == {"cpu": "100m", "memory": "256Mi"}
     assert all(available(d) for d in deps.values())
 
-    # One Ingress routes each site's domain to that site's Service, with TLS as in the shared mode.
+    # One Ingress routes each site's domain to that site's Service, with one TLS entry and Secret per site.
     assert routes(api_client, namespace) == {host: f"example-site-{slug}" for slug, host in TEST_HOSTS.items()}
     ing = client.NetworkingV1Api(api_client).read_namespaced_ingress("example", namespace)
-    assert sorted(ing.spec.tls[0].hosts) == sorted(TEST_HOSTS.values()) and ing.spec.tls[0].secret_name == "example-tls"
+    assert {t.secret_name: t.hosts for t in ing.spec.tls} == {
+        f"example-tls-{slug}": [host] for slug, host in TEST_HOSTS.items()}
     assert services(api_client, namespace) == ["example-site-de", "example-site-gh", "example-site-us"]
 
     # Status: per-site image and ready replicas; Ready with every site Available on one image.
@@ -305,12 +306,15 @@ def test_live_environment_routes_aliases_and_redirects_to_their_site(api_client,
         "example.us": "example-site-us", "www.example.us": "example-site-us",
     }
     ing = client.NetworkingV1Api(api_client).read_namespaced_ingress("example", namespace)
-    assert sorted(ing.spec.tls[0].hosts) == sorted(routes(api_client, namespace))
+    assert sorted(h for t in ing.spec.tls for h in t.hosts) == sorted(routes(api_client, namespace))
+    assert [t.secret_name for t in ing.spec.tls] == ["example-tls-de", "example-tls-gh", "example-tls-us"]
     de = domain_settings(env_of(deployment(api_client, namespace, "example-site-de")))
     us = domain_settings(env_of(deployment(api_client, namespace, "example-site-us")))
     assert de["STAGE"] == "live" and de["DOMAIN"] == "example.de" and de["DOMAIN_ALIASES"] == ["www.example.de"]
     assert us["DOMAIN_REDIRECTS"] == ["www.example.us"] and us["redirect_config"]["redirects"] == ["www.example.us"]
     assert {"example.us", "www.example.us"} <= set(us["ALLOWED_HOSTS"]) and "example.de" not in us["ALLOWED_HOSTS"]
+    # Redirect hosts answer 301, not aldryn-sites' default 302.
+    assert env_of(deployment(api_client, namespace, "example-site-us"))["ALDRYN_SITES_REDIRECT_PERMANENT"] == "True"
     # Changing domains changes no code: no new migration.
     assert len(jobs(api_client, namespace, "migrate")) == 1
 

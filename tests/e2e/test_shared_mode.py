@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 from kubernetes import client
 
 from helpers import wait_for
+from multisite_operator.populate import ALIASES_ENV, DEFAULT_POPULATE_COMMAND
 
 from harness.operator_process import metric, wait_quiet
 from harness.project import (
@@ -85,8 +87,9 @@ def test_example_in_test_environment_is_ready_populated_and_routed(api_client, n
     job = jobs(api_client, namespace, "populate")[0]
     job_env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
     assert job_env["DJANGO_MULTISITE_PLUS_SITES"] == env["DJANGO_MULTISITE_PLUS_SITES"]
-    assert job.spec.template.spec.containers[0].command[-1].endswith(
-        "manage.py multisite_plus_populate_sites && python manage.py multisite_plus_rewrite_domains")
+    assert job.spec.template.spec.containers[0].command == DEFAULT_POPULATE_COMMAND
+    # The example's aliases and redirects are live ones: the test environment's Job writes no Alias row.
+    assert json.loads(job_env[ALIASES_ENV]) == {}
     urls = {s["slug"]: s["url"] for s in example["status"]["sites"]}
     assert urls["de"] == "https://de.example-stage.eu.aldryn.io/"
 
@@ -114,6 +117,26 @@ def test_switching_to_live_serves_live_domains(api_client, namespace, example):
     parsed = runtime_parse(env_of(deployment(api_client, namespace, "example-web")))
     assert parsed["use_real"] is True and parsed["rewrite"] is False
     assert "example.us" in parsed["allowed_hosts"] and "www.example.us" in parsed["allowed_hosts"]
+    # The live populate Job writes the example's alias (served) and redirect (301) as django-multisite Alias rows.
+    assert {"www.example.de": [1, False], "www.example.us": [3, True]} in populate_aliases(api_client, namespace)
+
+
+def test_a_wildcard_alias_is_routed_allowed_and_written(api_client, namespace, example):
+    """Issue 13: '*.example.de' reaches every layer in the form that layer matches."""
+    sites = example["spec"]["sites"]
+    sites[0]["live"]["aliases"] = ["www.example.de", "*.example.de"]
+    patch_spec(api_client, namespace, "example", {"environment": "live", "sites": sites})
+    wait_condition(api_client, namespace, "example", "Ready", "True", timeout=60)
+    assert "*.example.de" in ingress_hosts(api_client, namespace, "example")
+    allowed = runtime_parse(env_of(deployment(api_client, namespace, "example-web")))["allowed_hosts"]
+    assert ".example.de" in allowed and "*.example.de" not in allowed
+    assert any(a.get("*.example.de") == [1, False] for a in populate_aliases(api_client, namespace))
+
+
+def populate_aliases(api_client: client.ApiClient, namespace: str) -> list[dict]:
+    """The Alias JSON of each populate Job (the previous content's Job may not be pruned yet)."""
+    return [json.loads(next(e.value for e in j.spec.template.spec.containers[0].env if e.name == ALIASES_ENV))
+            for j in jobs(api_client, namespace, "populate")]
 
 
 def test_failing_populate_job_reports_its_message(api_client, namespace, operator):

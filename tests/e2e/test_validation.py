@@ -352,6 +352,9 @@ def _mutations() -> dict[str, Any]:
         "trailing-dot": lambda s: site0(s)["live"].update(domain=site0(s)["live"]["domain"] + "."),
         "wildcard-primary": lambda s: site0(s)["live"].update(domain="*.example.com"),
         "uppercase-alias": lambda s: site0(s)["live"].update(aliases=["WWW.example.com"]),
+        "bare-wildcard-alias": lambda s: site0(s)["live"].update(aliases=["*"]),
+        "inner-wildcard-redirect": lambda s: site0(s)["live"].update(redirects=["shop.*.example.com"]),
+        "wildcard-alias": lambda s: site0(s)["live"].update(aliases=["*.wild.example.com"]),  # valid: served
         "bad-slug": lambda s: site0(s).update(slug="Bad_Slug"),
         "bad-mode": lambda s: s.update(mode="single"),
         "bad-environment": lambda s: s.update(environment="prod"),

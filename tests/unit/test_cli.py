@@ -155,6 +155,14 @@ def test_site_env_of_a_multi_project_site_is_that_instance_env():
     assert "DJANGO_MULTISITE_PLUS_SITES" not in env  # one instance per site: no multisite routing
 
 
+def test_site_env_allows_a_wildcard_alias_the_way_django_matches_it():
+    """Django's ALLOWED_HOSTS wants '.example.de' for the subdomains; '*.example.de' would match nothing."""
+    text = edited(SHARED, sites=[{"slug": "de", "id": 1, "name": "Germany",
+                                  "live": {"domain": "example.de", "aliases": ["*.example.de"]}}])
+    env = runtime_env("-", "de", stdin=text)
+    assert ".example.de" in env["ALLOWED_HOSTS"] and "*.example.de" not in env["ALLOWED_HOSTS"]
+
+
 @pytest.mark.parametrize("name", ["Deutschland's \"beste\" $HOME `id` \\ Seite", "Wow! It's $1"])
 def test_site_env_values_survive_the_shell(name):
     """Quotes, $, backticks, backslashes and '!' in a site name reach the runtime unchanged, never executed."""

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from multisite_operator.models import MESSAGES, MultiSiteProjectSpec, host_problem
+from multisite_operator.models import MESSAGES, WILDCARD_HELP, MultiSiteProjectSpec, host_problem
 from multisite_operator.specs import readable
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "example-shared.yaml"
@@ -82,6 +82,15 @@ INVALID = [
             ("must be lowercase: write 'de.example-stage.eu.aldryn.io'",)),
     Invalid("uppercase-alias", _set(_live(0), aliases=["WWW.example.de"]), ("spec.sites[0].live.aliases[0]",),
             api_says=("WWW.example.de",), render_says=("must be lowercase: write 'www.example.de'",)),
+    # Wildcards no layer can serve (Ingress, Django's ALLOWED_HOSTS, django-multisite, aldryn-sites); the API
+    # server's `pattern` rejects them at apply time, render and InvalidSpec say why.
+    Invalid("bare-wildcard-alias", _set(_live(0), aliases=["*"]), ("spec.sites[0].live.aliases[0]",),
+            api_says=("'*'",), render_says=(WILDCARD_HELP["bare"],)),
+    Invalid("wildcard-in-the-middle", _set(_live(2), redirects=["shop.*.example.us"]),
+            ("spec.sites[2].live.redirects[0]",), api_says=("shop.*.example.us",), render_says=(WILDCARD_HELP["inner"],)),
+    Invalid("partial-wildcard-label", _set(_site(0), test={"aliases": ["shop*.example-stage.eu.aldryn.io"]}),
+            ("spec.sites[0].test.aliases[0]",), api_says=("shop*.example-stage.eu.aldryn.io",),
+            render_says=(WILDCARD_HELP["inner"],)),
     Invalid("bad-slug", _set(_site(0), slug="De_1"), ("slug must be lowercase letters, digits and '-'",)),
     Invalid("unknown-mode", lambda s: s.update(mode="single"), ("spec.mode", "'shared'", "'multi-project'"),
             api_says=('"single"',)),
@@ -129,7 +138,12 @@ def test_model_rejects_with_a_message_that_says_what_to_fix(case: Invalid):
     ("example..de", False, "must be a host name: labels of a-z, 0-9 and '-' joined by dots, e.g. 'www.example.com'"),
     ("-example.de", False, "must be a host name: labels of a-z, 0-9 and '-' joined by dots, e.g. 'www.example.com'"),
     ("example.de:8000", False, "must be a host name only, without scheme, port or path"),
-    ("a.*.example.de", True, "must be a host name: labels of a-z, 0-9 and '-' joined by dots, e.g. 'www.example.com'"),
+    ("a.*.example.de", True, WILDCARD_HELP["inner"]),
+    ("*", True, WILDCARD_HELP["bare"]),
+    ("*example.de", True, WILDCARD_HELP["inner"]),
+    ("*.*.example.de", True, WILDCARD_HELP["inner"]),
+    ("shop*.example.de", True, WILDCARD_HELP["inner"]),
+    ("*.de", True, None),
 ])
 def test_host_problem_names_the_mistake(host: str, wildcard: bool, problem: str | None):
     assert host_problem(host, wildcard=wildcard) == problem

@@ -150,7 +150,12 @@ def test_ingress_routes_every_domain_alias_and_redirect_to_its_site_with_tls():
         "example.gh": "example-site-gh",
         "example.us": "example-site-us", "www.example.us": "example-site-us",
     }
-    assert ing["spec"]["tls"] == [{"hosts": list(routes), "secretName": "example-tls"}]
+    # One TLS entry and Secret per site (issue 13: one certificate per site; was one Secret for every host).
+    assert ing["spec"]["tls"] == [
+        {"hosts": ["example.de", "www.example.de"], "secretName": "example-tls-de"},
+        {"hosts": ["example.gh"], "secretName": "example-tls-gh"},
+        {"hosts": ["example.us", "www.example.us"], "secretName": "example-tls-us"},
+    ]
     assert ing["spec"]["ingressClassName"] == "nginx"
 
 

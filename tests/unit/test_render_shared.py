@@ -32,7 +32,8 @@ def test_ingress_routes_every_test_domain_with_tls(spec):
     ing = by_kind(render_children(spec, OWNER))["Ingress"]
     hosts = [r["host"] for r in ing["spec"]["rules"]]
     assert hosts == ["de.example-stage.eu.aldryn.io", "gh.example-stage.eu.aldryn.io", "us.example-stage.eu.aldryn.io"]
-    assert ing["spec"]["tls"] == [{"hosts": hosts, "secretName": "example-tls"}]
+    # One TLS entry and Secret per site (issue 13: one certificate per site; was one Secret for every host).
+    assert ing["spec"]["tls"] == [{"hosts": [h], "secretName": f"example-tls-{h[:2]}"} for h in hosts]
     assert ing["spec"]["ingressClassName"] == "nginx"
     assert ing["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
     backends = {r["http"]["paths"][0]["backend"]["service"]["name"] for r in ing["spec"]["rules"]}

@@ -8,12 +8,21 @@ Checked against the published packages (see tests/unit/test_env_runtime.py, whic
   comma-separated string. DOMAIN_ALIASES and DOMAIN_REDIRECTS, in contrast, are split on ',' as strings.
 - django-multisite-plus builds test domains with `DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT.format(slug)`, a
   positional placeholder: our `{slug}` is written as `{}`.
-- django-multisite-plus has no AUTO_REWRITE setting: start-up rewriting is gated by REWRITE_DOMAINS itself, and it
-  only saves a Site whose domain differs, so once the populate Job has run it writes nothing.
+- django-multisite-plus master refuses to start while settings.py lacks DJANGO_MULTISITE_PLUS_AUTO_REWRITE_DOMAINS =
+  False and REWRITE_DOMAINS is True (its AppConfig.ready()); no environment variable sets it (its aldryn_config.py
+  reads none), so the project's settings.py must (README, "What the Django runtime receives").
+- A wildcard alias '*.example.de' takes three forms: the Ingress host as is; '.example.de' in ALLOWED_HOSTS
+  (Django's "this domain and its subdomains"; '*.example.de' would match nothing); and for aldryn-sites, which
+  `re.compile()`s every alias and redirect (a leading '*' raises re.error), the anchored regex of one label,
+  '^[^.]+\\.example\\.de$', the same single label an Ingress wildcard matches. django-multisite's Alias rows take
+  '*.example.de' as is (its resolver tries '*.<parent>' for each parent of the request's host).
+- ALDRYN_SITES_REDIRECT_PERMANENT=True: aldryn-sites' redirects are 302 by default; redirect hosts answer 301, as
+  django-multisite's redirect Aliases do in the shared mode.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..models import MultiSiteProjectSpec, Site
@@ -49,6 +58,16 @@ def served_hosts(spec: MultiSiteProjectSpec, sites: list[Site] | None = None) ->
     return hosts
 
 
+def allowed_hosts(hosts: list[str]) -> list[str]:
+    """Django's ALLOWED_HOSTS entries for served hosts: '*.example.de' becomes '.example.de' (see above)."""
+    return list(dict.fromkeys(h[1:] if h.startswith("*.") else h for h in hosts))
+
+
+def aldryn_sites_name(host: str) -> str:
+    """An alias or redirect as aldryn-sites matches it: plain names as they are, a wildcard as a one-label regex."""
+    return "^[^.]+" + re.escape(host[1:]) + "$" if host.startswith("*.") else host
+
+
 def multisite_sites_literal(spec: MultiSiteProjectSpec) -> str:
     """DJANGO_MULTISITE_PLUS_SITES: a Python dict literal keyed by slug, real_domain always the live domain."""
     value = {s.slug: {"id": s.id, "real_domain": s.live.domain, "name": s.name} for s in spec.sites}
@@ -61,7 +80,7 @@ def shared_env(spec: MultiSiteProjectSpec) -> list[EnvVar]:
     env = [
         _plain("STAGE", spec.environment),
         _plain("SITE_ID", str(spec.default_site().id)),
-        _plain("ALLOWED_HOSTS", repr(served_hosts(spec))),
+        _plain("ALLOWED_HOSTS", repr(allowed_hosts(served_hosts(spec)))),
         _plain("DJANGO_MULTISITE_PLUS_MODE", "single-process"),
         _plain("DJANGO_MULTISITE_PLUS_SITES", multisite_sites_literal(spec)),
         _plain("DJANGO_MULTISITE_PLUS_AUTO_POPULATE_SITES", "False"),
@@ -84,8 +103,9 @@ def aldryn_sites_domains_literal(spec: MultiSiteProjectSpec, site: Site) -> str:
     SiteMiddleware, which looks the config up by SITE_ID, finds nothing and never redirects.
     """
     domains = spec.site_domains(site)
-    value = {site.id: {"name": site.name, "domain": domains.domain, "aliases": list(domains.aliases),
-                       "redirects": list(domains.redirects)}}
+    value = {site.id: {"name": site.name, "domain": domains.domain,
+                       "aliases": [aldryn_sites_name(h) for h in domains.aliases],
+                       "redirects": [aldryn_sites_name(h) for h in domains.redirects]}}
     return repr(value)
 
 
@@ -101,10 +121,11 @@ def site_env(spec: MultiSiteProjectSpec, site: Site) -> list[EnvVar]:
         _plain("SITE_ID", str(site.id)),
         _plain("SITE_NAME", site.name),
         _plain("DOMAIN", domains.domain),
-        _plain("DOMAIN_ALIASES", ",".join(domains.aliases)),
-        _plain("DOMAIN_REDIRECTS", ",".join(domains.redirects)),
+        _plain("DOMAIN_ALIASES", ",".join(aldryn_sites_name(h) for h in domains.aliases)),
+        _plain("DOMAIN_REDIRECTS", ",".join(aldryn_sites_name(h) for h in domains.redirects)),
         _plain("ALDRYN_SITES_DOMAINS", aldryn_sites_domains_literal(spec, site)),
-        _plain("ALLOWED_HOSTS", repr(domains.names())),
+        _plain("ALDRYN_SITES_REDIRECT_PERMANENT", "True"),
+        _plain("ALLOWED_HOSTS", repr(allowed_hosts(domains.names()))),
     ]
     return env + secret_env(spec) + list(spec.env)
 

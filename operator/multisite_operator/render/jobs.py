@@ -7,8 +7,11 @@ template is immutable, which a content-named Job never needs to change.
 
 from __future__ import annotations
 
+import json
+
 from ..models import JobSpec, MultiSiteProjectSpec
 from ..naming import CONTENT_HASH, IMAGE_ANNOTATION, SITES_ANNOTATION, component_labels, content_hash, job_name
+from ..populate import ALIASES_ENV
 from .env import shared_env, site_env, stored_form
 from .pod import Obj, Owner, container, metadata, pod_spec, template_metadata
 
@@ -21,7 +24,23 @@ POPULATE_INPUTS = {
     "DJANGO_MULTISITE_PLUS_REWRITE_DOMAINS",
     "DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT",
     "DATABASE_URL",
+    ALIASES_ENV,
 }
+
+
+def aliases_json(spec: MultiSiteProjectSpec) -> str:
+    """The populate script's input: {host: [site id, redirect]} for the active environment's aliases and redirects.
+
+    JSON read with json.loads by the script (populate.py): user input never becomes shell or Python source.
+    Only the Job gets it, so an alias change re-populates (it is part of the Job's content hash) without any
+    further variable on the web pods.
+    """
+    hosts: dict[str, list[object]] = {}
+    for site in spec.sites:
+        domains = spec.site_domains(site)
+        hosts.update({h: [site.id, False] for h in domains.aliases})
+        hosts.update({h: [site.id, True] for h in domains.redirects})
+    return json.dumps(hosts, separators=(",", ":"))
 
 
 def _job(
@@ -54,7 +73,7 @@ def _job(
 
 
 def populate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
-    env = shared_env(spec)
+    env = [*shared_env(spec), {"name": ALIASES_ENV, "value": aliases_json(spec)}]
     inputs = {e["name"]: e.get("value", e.get("valueFrom")) for e in env if e["name"] in POPULATE_INPUTS}
     digest = content_hash({"image": spec.image, "command": spec.populate.command, "env": inputs})
     return _job(
