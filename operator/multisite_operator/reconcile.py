@@ -9,15 +9,17 @@ makes no write at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import metrics
+from . import limits, metrics
 from .kube import KubeApi, needs_apply, redact
 from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL, IMAGE_ANNOTATION, PROJECT_LABEL, SITES_ANNOTATION, site_name, web_name
@@ -51,6 +53,14 @@ def readable(error: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(msg if path == "spec" else f"{path}: {msg}")
     return "; ".join(parts)
+
+
+def api_message(exc: ApiException) -> str:
+    """The Status message of an API error (what kubectl would print), else its body."""
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        return str(exc.body or exc.reason)
 
 
 # --- reading child state ----------------------------------------------------------------------------------------
@@ -115,6 +125,8 @@ class Reconciler:
             spec = MultiSiteProjectSpec.model_validate(project.get("spec") or {})
         except ValidationError as exc:
             return await self._blocked(project, old, outcome, "InvalidSpec", readable(exc), retry=None)
+        if problems := limits.name_problems(name):  # a project created before the CRD's name rule existed
+            return await self._blocked(project, old, outcome, "InvalidSpec", "; ".join(problems), retry=None)
         if conflicts:
             return await self._blocked(project, old, outcome, "DomainConflict", "; ".join(conflicts), retry=30)
         refs = [(spec.database.secret_ref.name, spec.database.secret_ref.key)]
@@ -139,9 +151,20 @@ class Reconciler:
         if handover:
             desired = [d for d in desired if d["kind"] != "Ingress" or key(d) not in observed]
 
+        # A spec whose children the API server or a node would refuse: say so, change nothing (limits.py).
+        if problems := limits.child_problems(desired):
+            return await self._blocked(project, old, outcome, "InvalidSpec", "; ".join(problems)[:1024], retry=None)
+
         # Apply what differs. Jobs are content-named and immutable: an existing one is never re-applied.
         todo = [d for d in desired if (d["kind"] != "Job" or key(d) not in observed) and needs_apply(d, observed.get(key(d)))]
-        applied = await self._apply_all(todo)
+        try:
+            applied = await self._apply_all(todo)
+        except ApiException as exc:
+            if exc.status != 422:
+                raise
+            # Invalid: retrying the same objects cannot succeed; report it instead of looping in silence.
+            message = redact(f"the API server rejected a child: {api_message(exc)}", secrets.values)[:1024]
+            return await self._blocked(project, old, outcome, "InvalidSpec", message, retry=60)
         outcome.writes += len(applied)
         self._report_started_jobs(project, spec, [o for o in applied if o["kind"] == "Job"])
         current = {**observed, **{key(o): o for o in applied}}
