@@ -191,7 +191,12 @@ def crd() -> dict[str, Any]:
                             "required": ["spec"],
                             # The project's name names its children: rejected at apply time if they could not exist.
                             "x-kubernetes-validations": NAME_RULES,
-                            "properties": {"spec": spec_schema(), "status": STATUS_SCHEMA},
+                            "properties": {
+                                # Bounds the name rules' CEL cost (a name is at most 253 characters anyway).
+                                "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 253}}},
+                                "spec": spec_schema(),
+                                "status": STATUS_SCHEMA,
+                            },
                         }
                     },
                     "subresources": {

@@ -6,8 +6,8 @@ the CRD's CEL rule on metadata.name at `kubectl apply` time, and `InvalidSpec` (
 the operator and an error from `multisite-operator render` for what only the rendered children show.
 
 - Project name. It is the value of the label `multisite.dev/project` on every child (label values: at most 63
-  characters) and the stem of the Services' names, which must be DNS-1035 labels (lowercase letters, digits and
-  '-', starting with a letter, no '.'). Longer child names (`<project>-site-<slug>`, `<project>-populate-<hash>`)
+  characters) and the stem of the Services' names, which may not contain '.' and, before Kubernetes relaxed Service
+  name validation (1.36 accepts '2shop-web'), must start with a letter: DNS-1035 labels, the portable rule. Longer child names (`<project>-site-<slug>`, `<project>-populate-<hash>`)
   are shortened with a hash by naming.fit, so no limit depends on the slug: a 63-character name with 40-character
   slugs gives valid names everywhere (tests/unit/test_limits.py renders it and checks every name and label).
 - One environment string. execve(2) refuses ("Argument list too long", E2BIG) any single "NAME=value" string longer
@@ -33,10 +33,11 @@ MAX_ARG_STRLEN = 4096 * 32
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 
 NAME_RE = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-_LENGTH_WHY = (f" characters; at most {DNS_LABEL_MAX} are allowed: it is the value of the label {PROJECT_LABEL} on "
-               f"every child, and Kubernetes label values are at most {DNS_LABEL_MAX} characters")
+_LENGTH = (f"metadata.name must be at most {DNS_LABEL_MAX} characters: it is the value of the label {PROJECT_LABEL} "
+           f"on every child, and Kubernetes label values are at most {DNS_LABEL_MAX} characters")
 _SYNTAX_WHY = ("' must start with a lowercase letter and contain only lowercase letters, digits and '-' (no '.'): "
-               "it names the project's Services, which must be DNS-1035 labels")
+               "it names the project's Services, whose names may not contain dots (and on many clusters must start "
+               "with a letter)")
 
 
 def _cel(text: str) -> str:
@@ -47,13 +48,15 @@ def _cel(text: str) -> str:
 NAME_RULES = [
     {
         "rule": f"self.metadata.name.size() <= {DNS_LABEL_MAX}",
-        "messageExpression": f"'metadata.name has ' + string(self.metadata.name.size()) + {_cel(_LENGTH_WHY)}",
+        "message": _LENGTH,  # no count: string(int) in a messageExpression is priced far over the CEL budget
         "reason": "FieldValueInvalid",
+        "fieldPath": ".metadata.name",
     },
     {
         "rule": f"self.metadata.name.matches({_cel(NAME_RE)})",
         "messageExpression": f"\"metadata.name '\" + self.metadata.name + {_cel(_SYNTAX_WHY)}",
         "reason": "FieldValueInvalid",
+        "fieldPath": ".metadata.name",
     },
 ]
 
@@ -62,7 +65,7 @@ def name_problems(name: str) -> list[str]:
     """What is wrong with a project name for the children it names, in the CRD rules' words."""
     problems = []
     if len(name) > DNS_LABEL_MAX:
-        problems.append(f"metadata.name has {len(name)}{_LENGTH_WHY}")
+        problems.append(_LENGTH)
     if not re.fullmatch(NAME_RE, name):
         problems.append(f"metadata.name '{name}{_SYNTAX_WHY}")
     return problems

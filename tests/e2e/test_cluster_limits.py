@@ -58,7 +58,7 @@ def invalid_spec(api: client.ApiClient, namespace: str, name: str, timeout: floa
 @pytest.mark.parametrize(("name", "says"), [
     ("shop.v2", "metadata.name 'shop.v2' must start with a lowercase letter and contain only lowercase letters, "
                 "digits and '-' (no '.')"),
-    ("a" * 64, "metadata.name has 64 characters; at most 63 are allowed: it is the value of the label "
+    ("a" * 64, "metadata.name must be at most 63 characters: it is the value of the label "
                "multisite.dev/project on every child"),
 ])
 def test_a_name_no_child_could_carry_is_rejected_at_apply_time(cluster, api_client, namespace, name, says):
