@@ -61,7 +61,7 @@ def invalid_spec(api: client.ApiClient, namespace: str, name: str, timeout: floa
     ("a" * 64, "metadata.name must be at most 63 characters: it is the value of the label "
                "multisite.dev/project on every child"),
 ])
-def test_a_name_no_child_could_carry_is_rejected_at_apply_time(cluster, api_client, namespace, name, says):
+def test_a_name_no_child_could_carry_is_rejected_at_apply_time(cluster, crd, namespace, name, says):
     doc = named(name, example_project())
     done = kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(doc))
     assert done.returncode != 0, f"kubectl apply accepted {name!r}: {done.stdout}"
