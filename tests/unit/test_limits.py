@@ -130,3 +130,30 @@ def test_annotations_over_256_kib_are_named_at_the_edge():
     problems = env_problems(spec_of(ingress={"annotations": {key: edge + "x"}}))
     assert problems == ["the annotations of Ingress big total 262145 bytes, over the API server's limit of 262144 "
                         "(256 KiB): shorten spec.ingress.annotations"]
+
+
+def test_a_project_stored_before_the_name_rule_gets_invalid_spec_once_not_a_loop(spec_dict):
+    """The CRD rule cannot reach objects stored before it (ratcheting lets them be updated): the operator reports
+    them, for their generation, with a Warning Event, and applies nothing."""
+    import asyncio
+
+    from multisite_operator.reconcile import Reconciler
+
+    class Api:  # only what a blocked reconcile may call: no apply, no delete
+        def __init__(self) -> None:
+            self.statuses: list[dict[str, Any]] = []
+
+        async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+            self.statuses.append(status)
+
+    api, events = Api(), []
+    reconciler = Reconciler(api, emit=lambda project, type_, reason, message: events.append((type_, reason, message)))
+    project = {"metadata": {"namespace": "ns", "name": "shop.v2", "uid": "u", "generation": 3}, "spec": spec_dict}
+    outcome = asyncio.run(reconciler.reconcile(project, []))
+    ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], outcome.status["observedGeneration"]) == ("False", "InvalidSpec", 3)
+    assert "metadata.name 'shop.v2' must start with a lowercase letter" in ready["message"]
+    assert ("Warning", "InvalidSpec") in [(t, r) for t, r, _ in events] and len(api.statuses) == 1
+    project["status"] = outcome.status  # the next event: nothing new to write or say
+    again = asyncio.run(Reconciler(api, emit=lambda *a: events.append(a)).reconcile(project, []))
+    assert again.writes == 0 and len(api.statuses) == 1
