@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from .crd import crd
+from .limits import child_problems, name_problems
 from .models import KIND, MultiSiteProjectSpec
 from .specs import readable
 from .render import Owner, render_children
@@ -59,7 +60,11 @@ def cmd_render(args: argparse.Namespace) -> None:
         meta = doc.get("metadata", {})
         owner = Owner(name=meta["name"], namespace=args.namespace or meta.get("namespace") or "default")
         # Offline there is no migration to wait for: show sites on spec.image, as after a successful one.
-        out += render_children(spec, owner, site_image=spec.image)
+        children = render_children(spec, owner, site_image=spec.image)
+        # What the API server or a node would refuse, in the words of the operator's InvalidSpec condition.
+        if problems := name_problems(owner.name) + child_problems(children):
+            raise SystemExit(f"{args.file}: MultiSiteProject {owner.name}: {'; '.join(problems)}")
+        out += children
     sys.stdout.write(dump_all(out))
 
 

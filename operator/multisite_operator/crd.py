@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .limits import NAME_RULES
 from .models import (
     GROUP, KIND, MAX_SITES, MESSAGES, PLURAL, SHORT_NAMES, SINGULAR, VERSION, MultiSiteProjectSpec,
     MultiSiteProjectStatus,
@@ -175,7 +176,14 @@ def crd() -> dict[str, Any]:
                             "description": "A Django project's sites and domains, hosted shared (one deployment, "
                             "Django Multisite Plus) or as one deployment per site on one database.",
                             "required": ["spec"],
-                            "properties": {"spec": spec_schema(), "status": status_schema()},
+                            # The project's name names its children: rejected at apply time if they could not exist.
+                            "x-kubernetes-validations": NAME_RULES,
+                            "properties": {
+                                # Bounds the name rules' CEL cost (a name is at most 253 characters anyway).
+                                "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 253}}},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
                         }
                     },
                     "subresources": {

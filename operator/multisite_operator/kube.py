@@ -210,3 +210,11 @@ class KubeApi:
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await asyncio.to_thread(self.job_failure_sync, namespace, job)
+
+
+def api_message(exc: ApiException) -> str:
+    """The Status message of an API error (what kubectl would print), else its body."""
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        return str(exc.body or exc.reason)

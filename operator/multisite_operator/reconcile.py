@@ -13,17 +13,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import metrics, pods
+from . import limits, metrics, pods
 from .apply import apply_all, to_apply
-from .kube import KubeApi
+from .kube import KubeApi, api_message
 from .modes import Facts, Report, multi, shared, switch
 from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL
 from .obj import Key, Obj, key
 from .observe import FailureMessages
+from .redact import redact
 from .render import Owner
 from .specs import readable, validate
 
@@ -60,6 +62,8 @@ class Reconciler:
         # 2. Gate: a spec that cannot be served changes nothing but its status.
         if isinstance(spec, ValidationError):
             return await self._blocked(project, old, cond.R_INVALID_SPEC, readable(spec), retry=None)
+        if problems := limits.name_problems(name):  # a project created before the CRD's name rule existed
+            return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems), retry=None)
         if conflicts:
             return await self._blocked(project, old, cond.R_DOMAIN_CONFLICT, "; ".join(conflicts), retry=30)
         secrets = await self.api.check_secrets(ns, secret_refs(spec))
@@ -71,8 +75,16 @@ class Reconciler:
         plan = MODES[spec.mode].plan(spec, owner, old, observed)
         kept = switch.handover_keeps(spec, plan.desired, children, observed)
 
-        # 4. Apply what differs.
-        applied = await apply_all(self.api, to_apply(list(plan.desired.values()), observed))
+        # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
+        if problems := limits.child_problems(list(plan.desired.values())):
+            return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems)[:1024], retry=None)
+        try:
+            applied = await apply_all(self.api, to_apply(list(plan.desired.values()), observed))
+        except ApiException as exc:
+            if exc.status != 422:
+                raise
+            message = redact(f"the API server rejected a child: {api_message(exc)}", secrets.values)[:1024]
+            return await self._blocked(project, old, cond.R_INVALID_SPEC, message, retry=60)
         self._report_started_jobs(project, spec, [o for o in applied if o["kind"] == "Job"])
         current = {**observed, **{key(o): o for o in applied}}
 
