@@ -96,6 +96,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+forget_other_bases() {  # a changed recipe supersedes the older local bases: keep disk use to one base
+  local key=$1 dir name
+  for dir in "$CACHE"/*/; do
+    [ -d "$dir" ] && [ "$(basename "$dir")" != "$key" ] && rm -rf "$dir"
+  done
+  for name in $(podman images --format '{{.Repository}}:{{.Tag}}' localhost/python | grep -- '-slim-local-' || true); do
+    [ "$name" = "localhost/python:3.11-slim-local-$key" ] || podman rmi "$name" >/dev/null 2>&1 || true
+  done
+}
+
 local_base() {  # prints the local base's name, making and importing it when it is not cached
   local mirror key name tarball
   mirror=$(debian_mirror)
@@ -111,6 +121,7 @@ local_base() {  # prints the local base's name, making and importing it when it 
     say "making the local base from Debian packages ($SUITE, $mirror) into $tarball"
     timed "base build" make_base_rootfs "$tarball" "$mirror"
   fi
+  forget_other_bases "$key"
   podman import --quiet --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["python3"]' "$tarball" "$name" >/dev/null
