@@ -119,7 +119,8 @@ local_base() {  # prints the local base's name, making and importing it when it 
   if [ ! -f "$tarball" ]; then
     mkdir -p "$CACHE/$key"
     say "making the local base from Debian packages ($SUITE, $mirror) into $tarball"
-    timed "base build" make_base_rootfs "$tarball" "$mirror"
+    trap cleanup EXIT  # this runs in a $(...) subshell, which does not inherit the script's trap
+    timed "base build" make_base_rootfs "$tarball" "$mirror" >&2  # stdout carries only the base's name
   fi
   forget_other_bases "$key"
   podman import --quiet --change 'ENV LANG=C.UTF-8' \
