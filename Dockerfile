@@ -3,6 +3,8 @@
 #
 # Two stages on the same pinned base (Python 3.11 slim, Debian bookworm; the digest pins the multi-platform index):
 # the package is built into a wheel from this repository, then installed without build tools into the runtime.
+# `make image` builds it with podman, on a python:3.11-slim equivalent made from Debian packages where the official
+# base cannot be pulled (`--build-arg PYTHON_IMAGE=...`), and tests/e2e/test_image.py runs it (see README).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 FROM ${PYTHON_IMAGE} AS build
@@ -13,10 +15,13 @@ COPY operator ./operator
 RUN pip wheel --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
+# The user is not called `operator`: Debian's base-passwd already has a group of that name (gid 37) in every
+# bookworm image, and `useradd --user-group operator` fails there.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels multisite-operator \
-    && useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin operator
+    && groupadd --gid 10001 multisite \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin multisite
 # Numeric, so Kubernetes can check runAsNonRoot without reading /etc/passwd.
 USER 10001:10001
 # 8080: kopf's liveness endpoint (/healthz); 9090: Prometheus /metrics.

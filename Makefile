@@ -57,3 +57,14 @@ RUN_ARGS ?=
 run: venv
 	KUBECONFIG=$(KUBECONFIG) $(VENV)/bin/multisite-operator run --liveness http://127.0.0.1:8080/healthz \
 		--metrics-port 9090 $(RUN_ARGS)
+
+# --- image (issue 18) ---------------------------------------------------------------------------------------------
+# `make image`: localhost/multisite-operator:dev built with podman from this checkout (installs podman from Debian's
+# packages; on a local Debian-made base where the official one cannot be pulled; nothing to do when its inputs are
+# unchanged). A prerequisite of `test`, because tests/e2e/test_image.py runs it and building needs the network.
+.PHONY: image
+image:
+	tests/image/build.sh
+
+test: image
+# --- end image -----------------------------------------------------------------------------------------------------

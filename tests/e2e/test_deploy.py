@@ -1,6 +1,7 @@
 """`kubectl apply -k deploy/`: what a platform engineer installs, checked against the real API server.
 
-No image can be built or pulled here, so the install is proved in three parts: the rendered objects are what a
+No Kubernetes node here runs containers (kwok fakes the pods; the image itself is built and run by podman in
+test_image.py), so the install is proved in three parts: the rendered objects are what a
 cluster needs (and say what the image and the CLI expect), the API server accepts every one of them (server-side
 dry-run, plus the operator Pod itself under the namespace's restricted Pod Security), and the operator started
 with exactly the Deployment's command line, as the Deployment's ServiceAccount, reconciles the example to Ready.

@@ -1,20 +1,18 @@
-"""The operator image, checked without a container engine: the Dockerfile parsed as Docker parses it.
+"""The Dockerfile's promises that building and running it cannot show, checked by parsing it as Docker does.
 
-No engine runs on this machine, so what `docker build -t multisite-operator .` would produce is checked in parts:
-the base is pinned by digest, the process runs as a numeric non-root user, Docker's HEALTHCHECK hits the liveness
-endpoint the command opens, the entry point is the command the e2e tests run, and the build context that
-.dockerignore leaves really builds the package (the wheel step of the Dockerfile, run here with pip).
+That the image builds, runs as uid 10001 read-only with no capabilities, answers its HEALTHCHECK, serves /metrics and
+stops on SIGTERM is proved by an engine: `make image` and tests/e2e/test_image.py. A build succeeds just as well with
+an unpinned base, a name-only user that Kubernetes' runAsNonRoot cannot check, a liveness endpoint a kubelet cannot
+reach, stale EXPOSE lines, a secret in ENV or a build context that ships .venv and .git; those are checked here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
-import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -97,12 +95,11 @@ def test_entry_point_is_the_command_the_tests_run(dockerfile):
     assert args.log_format == "json" and args.metrics_port and args.liveness
 
 
-def test_healthcheck_and_ports_match_the_liveness_and_metrics_options(dockerfile):
+def test_liveness_listens_for_the_kubelet_and_exposed_ports_match(dockerfile):
+    """The HEALTHCHECK itself is run by tests/e2e/test_image.py; a kubelet probes from outside the container."""
     args = parser().parse_args(run_command(dockerfile)[1:])
     liveness = urlparse(args.liveness)
     assert liveness.hostname == "0.0.0.0", "reachable by the kubelet's probe, not only from inside the pod"
-    health = [i["value"] for i in final_stage(dockerfile) if i["instruction"] == "HEALTHCHECK"]
-    assert len(health) == 1 and f"127.0.0.1:{liveness.port}{liveness.path}" in health[0]
     exposed = {int(p) for value in instructions(dockerfile, "EXPOSE") for p in value.split()}
     assert exposed == {liveness.port, args.metrics_port}
 
@@ -158,20 +155,13 @@ def test_build_context_is_only_what_the_image_needs():
         assert any(f == source or f.startswith(source.rstrip("/") + "/") for f in files), source
 
 
-@pytest.mark.timeout(300)
-def test_build_context_builds_the_package_with_its_console_script(tmp_path):
-    """The Dockerfile's `pip wheel .` on exactly the files .dockerignore lets through (build deps from PyPI)."""
-    context = tmp_path / "context"
-    for rel in context_files():
-        (context / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, context / rel)
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir",
-                           str(tmp_path / "wheels"), str(context)], capture_output=True, text=True, timeout=280)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (wheel,) = (tmp_path / "wheels").glob("multisite_operator-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        names = zf.namelist()
-        entry_points = next(zf.read(n).decode() for n in names if n.endswith("entry_points.txt"))
-    for module in ("cli", "runner", "handlers", "reconcile", "metrics", "render/env"):
-        assert f"multisite_operator/{module}.py" in names
-    assert "multisite-operator = multisite_operator.cli:main" in entry_points
+def test_the_build_harness_needs_stay_out_of_the_dockerfile():
+    """runc, ulimits and the host CA bundle are needs of sandboxed build machines (tests/image/), not of the image."""
+    text = (ROOT / "Dockerfile").read_text()
+    for harness_only in ("ca-certificates.crt", "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "trusted-host",
+                         "ulimit", "runc"):
+        assert harness_only not in text, f"{harness_only}: belongs to tests/image/build.sh, not to the image"
+    conf = (ROOT / "tests" / "image" / "containers.conf").read_text()
+    settings = {line.split("=")[0].strip() for line in conf.splitlines()
+                if line.strip() and not line.startswith(("#", "["))}
+    assert settings == {"default_ulimits", "runtime"}, "the engine config only says how this machine runs containers"
