@@ -1,0 +1,66 @@
+"""Real-serving fixtures: Traefik and the test-side kubelet once per run, a project on the real runtime per test.
+
+Only inside the private network namespace `make test` creates (tests/runtime/netns.py). Run directly with
+`pytest tests/serving` elsewhere, these tests are skipped with that reason; under `make test`
+(MULTISITE_REAL_SERVING=1) a missing namespace is an error, so CI cannot silently skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from e2e.conftest import crd, operator, pytest_runtest_makereport  # noqa: F401 - fixtures and the log hook
+from ingress.traefik import Traefik
+from runtime.kubelet import RealKubelet
+from runtime.netns import pod_range_is_local
+
+from .support import ServingHarness
+
+
+@pytest.fixture(scope="session")
+def private_netns() -> None:
+    if pod_range_is_local():
+        return
+    message = ("real serving needs the private network namespace `make test` creates (10.0.0.0/16 must be a local "
+               "route here); run `make test` or `make test-serving`")
+    if os.environ.get("MULTISITE_REAL_SERVING") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def serving_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="real-serving-"))
+    yield d
+
+
+@pytest.fixture(scope="session")
+def traefik(private_netns: None, cluster, api_client: client.ApiClient, serving_dir: Path) -> Iterator[Traefik]:
+    stages = Path(cluster.state_dir) / "kwok-stages.yaml"
+    if not stages.exists() or "multisite-test/" not in stages.read_text():
+        pytest.fail("this control plane's kwok would run the test image's pods itself (started before the stage "
+                    "narrowing); restart it (make cluster-down)")
+    t = Traefik(api_client, cluster.kubeconfig, serving_dir / "traefik").start()
+    yield t
+    t.stop()
+
+
+@pytest.fixture(scope="session")
+def kubelet(private_netns: None, cluster, api_client: client.ApiClient, serving_dir: Path) -> Iterator[RealKubelet]:
+    k = RealKubelet(cluster.api_client(), serving_dir / "pods").start()
+    yield k
+    k.stop()
+    assert not k.errors, f"test-side kubelet errors: {k.errors}"
+
+
+@pytest.fixture
+def harness(traefik: Traefik, kubelet: RealKubelet, api_client: client.ApiClient, namespace: str, operator,
+            serving_dir: Path) -> ServingHarness:
+    """The test's namespace with the operator running, Traefik and the real runtime behind it."""
+    return ServingHarness(api_client, namespace, traefik, kubelet, serving_dir / namespace)
