@@ -39,7 +39,8 @@ class ServingHarness:
         """The README's example project on the real runtime (image, IngressClass), with ``spec`` changes."""
         return real.on_real_runtime(example_project(**spec), tag)
 
-    def apply(self, project: dict[str, Any], *, migrated: bool | None = None) -> str:
+    def apply(self, project: dict[str, Any], *, migrated: bool | None = None,
+              database_url: str | None = None) -> str:
         """Create the project's Secrets (a fresh sqlite database) and the project; returns its name.
 
         ``migrated``: start from a migrated database (default in shared mode, where Divio's release step, not the
@@ -51,7 +52,10 @@ class ServingHarness:
         tag = project["spec"]["image"].rpartition(":")[2]
         db_dir = real.database_dir(self.work_dir, name, migrated_for=tag if migrated else None)
         core = client.CoreV1Api(self.api)
-        for secret in real.secrets(db_dir, *real.secret_refs(project)):
+        refs = real.secret_refs(project)
+        for secret in real.secrets(db_dir, *refs):
+            if database_url and secret["metadata"]["name"] == refs[0]:
+                secret["stringData"][refs[1]] = database_url
             core.create_namespaced_secret(self.namespace, secret)
         create_project(self.api, self.namespace, project)
         return name
