@@ -72,7 +72,7 @@ bench: venv cluster-build
 
 # The example on the local control plane with the operator running from this checkout (log: .cache/demo/); it stays
 # up until `make demo-down`. See scripts/demo.sh.
-demo: venv cluster-build
+demo: venv cluster-build $(REAL_SERVING)
 	scripts/demo.sh up
 
 demo-down:
