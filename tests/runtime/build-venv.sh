@@ -41,6 +41,10 @@ done
 pyver="$("$PYTHON" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
 key="$( { cat "$here/requirements.txt" "$here/constraints.txt" "$0"; (cd "$vendor" && sha256sum "${archives[@]}");
           echo "$pyver"; } | sha256sum | cut -c1-16)"
+# Built where the cache really is (.ci/run links .cache/runtime to a per-machine directory), so the venv's own
+# absolute paths stay valid for every clone that links to it.
+mkdir -p "$cache"
+cache="$(cd "$cache" && pwd -P)"
 out="$cache/$key"
 if [ -x "$out/venv/bin/python" ] && [ -f "$out/.complete" ]; then
   ln -sfn "$key" "$cache/current"
