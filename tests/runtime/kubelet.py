@@ -342,7 +342,7 @@ class PodWorker(threading.Thread):
             self._terminate()
             try:
                 self.kubelet.core.delete_namespaced_pod(self.name, self.ns, grace_period_seconds=0)
-            except ApiException:
+            except Exception:  # noqa: BLE001 - gone already, or the API server stopped first at shutdown
                 pass
         if self.ip:
             self.kubelet.ips.give_back(self.ip)
