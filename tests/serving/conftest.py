@@ -64,3 +64,10 @@ def harness(traefik: Traefik, kubelet: RealKubelet, api_client: client.ApiClient
             serving_dir: Path) -> ServingHarness:
     """The test's namespace with the operator running, Traefik and the real runtime behind it."""
     return ServingHarness(api_client, namespace, traefik, kubelet, serving_dir / namespace)
+
+
+@pytest.fixture
+def runtime_harness(kubelet: RealKubelet, api_client: client.ApiClient, namespace: str, operator,
+                    serving_dir: Path) -> ServingHarness:
+    """The same without Traefik, for tests that read only pod and project status."""
+    return ServingHarness(api_client, namespace, None, kubelet, serving_dir / namespace)

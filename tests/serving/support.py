@@ -29,7 +29,7 @@ def answer(resp: Response) -> dict[str, Any]:
 
 
 class ServingHarness:
-    def __init__(self, api: client.ApiClient, namespace: str, traefik: Traefik, kubelet: RealKubelet,
+    def __init__(self, api: client.ApiClient, namespace: str, traefik: Traefik | None, kubelet: RealKubelet,
                  work_dir: Path) -> None:
         self.api, self.namespace, self.traefik, self.kubelet = api, namespace, traefik, kubelet
         self.work_dir = work_dir
@@ -50,6 +50,8 @@ class ServingHarness:
             migrated = project["spec"].get("mode", "shared") == "shared"
         name = project["metadata"]["name"]
         tag = project["spec"]["image"].rpartition(":")[2]
+        if tag == "broken-settings":  # its settings cannot load, so nothing can migrate with it; schema of release 1
+            tag = "1"
         db_dir = real.database_dir(self.work_dir, name, migrated_for=tag if migrated else None)
         core = client.CoreV1Api(self.api)
         refs = real.secret_refs(project)
@@ -97,7 +99,9 @@ class ServingHarness:
         return client.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=selector).items
 
     def diagnostics(self) -> str:
-        lines = [f"kubelet errors: {self.kubelet.errors}", "traefik log:", self.traefik.log_tail(10)]
+        lines = [f"kubelet errors: {self.kubelet.errors}"]
+        if self.traefik:
+            lines += ["traefik log:", self.traefik.log_tail(10)]
         for pod in self.pods():
             cs = (pod.status.container_statuses or [None])[0]
             lines.append(f"pod {pod.metadata.name} {pod.status.phase} ip={pod.status.pod_ip} "

@@ -99,24 +99,36 @@ def test_shared_switching_environment_swaps_what_answers(harness: ServingHarness
     _report(capsys, f"test -> live: example.us answered with site 3 after {seconds:.1f} s")
 
 
-def test_populate_that_really_fails_shows_the_error_without_the_password(harness: ServingHarness) -> None:
-    """An unreachable database (nothing listens on its port): the real populate command fails for real."""
-    project = harness.example()
+def _failing_populate(h: ServingHarness, secret: str) -> str:
+    """The example on a database nothing listens for: the real populate command fails (backoffLimit 0)."""
+    project = h.example()
     project["spec"]["populate"] = {"backoffLimit": 0}
-    secret = "s3cr3t-db-password"
-    name = harness.apply(project, database_url=f"postgres://example:{secret}@127.0.0.1:1/example")
-    got = wait_condition(harness.api, harness.namespace, name, "Populated", "False", timeout=300)
-    message = next(c for c in got["status"]["conditions"] if c["type"] == "Populated")["message"]
-    assert "could not connect" in message or "Connection refused" in message, message
-    assert secret not in message
+    name = h.apply(project, database_url=f"postgres://example:{secret}@127.0.0.1:1/example")
+    got = wait_condition(h.api, h.namespace, name, "Populated", "False", timeout=300)
     assert secret not in str(got["status"])
+    return next(c for c in got["status"]["conditions"] if c["type"] == "Populated")["message"]
 
 
-def test_web_process_exiting_at_startup_shows_a_crash_loop(harness: ServingHarness) -> None:
-    name = harness.apply(harness.example(tag="broken-settings"))
+def test_populate_that_really_fails_shows_populated_false_with_its_output(runtime_harness: ServingHarness) -> None:
+    """An unreachable database: Populated=False with the failed Job and the real command's output, no password."""
+    message = _failing_populate(runtime_harness, "s3cr3t-db-password")
+    assert "example-populate-" in message and "failed" in message, message
+    assert "django/db/backends" in message, message  # the real traceback, not a stand-in
+
+
+@pytest.mark.xfail(reason="issue 13: the Populated message keeps the first 1024 characters of the failed pod's output, "
+                          "so the traceback's last line, the actual error (psycopg2 OperationalError ... Connection "
+                          "refused), is cut off", strict=True)
+def test_populate_failure_message_names_the_real_error(runtime_harness: ServingHarness) -> None:
+    message = _failing_populate(runtime_harness, "s3cr3t-db-password")
+    assert "Connection refused" in message or "OperationalError" in message, message
+
+
+def test_web_process_exiting_at_startup_shows_a_crash_loop(runtime_harness: ServingHarness) -> None:
+    name = runtime_harness.apply(runtime_harness.example(tag="broken-settings"))
 
     def crash_looping() -> client.V1ContainerStatus | None:
-        for pod in harness.pods(f"multisite.dev/project={name},app.kubernetes.io/component=web"):
+        for pod in runtime_harness.pods(f"multisite.dev/project={name},app.kubernetes.io/component=web"):
             for cs in pod.status.container_statuses or []:
                 waiting = cs.state.waiting
                 if waiting and waiting.reason == "CrashLoopBackOff" and cs.last_state.terminated:
