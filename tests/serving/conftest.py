@@ -8,6 +8,7 @@ Only inside the private network namespace `make test` creates (tests/runtime/net
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,7 @@ def private_netns() -> None:
 def serving_dir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="real-serving-"))
     yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
