@@ -11,7 +11,7 @@ plus --host ones) through Traefik and prints one JSON object per line:
     {"host": "www.example.us", "status": 301, "site_id": null, "location": "http://example.us/"}
 
 Exit 0 when it could measure (whatever the answers), 1 when the project never became Ready (with its conditions),
-2 on bad input. Everything runs in a private network namespace (the script re-executes itself under
+2 on bad input or when Traefik or the runtime venv is not built. Everything runs in a private network namespace (the script re-executes itself under
 tests/runtime/in-netns.sh) and is removed at the end, so it can run again at once.
 """
 
@@ -151,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         hosts = hosts_of(project, args.host)
     except ValueError as exc:
         print(f"routes: {args.manifest}: invalid spec: {exc}", file=sys.stderr)
+        return 2
+    from ingress.traefik import binary
+    from runtime.images import runtime_dir
+
+    try:  # before anything starts: say what to build
+        binary()
+        runtime_dir()
+    except FileNotFoundError as exc:
+        print(f"routes: {exc}", file=sys.stderr)
         return 2
     if not _in_namespace():
         if os.environ.get("ROUTES_IN_NETNS") == "1":
