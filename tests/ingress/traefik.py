@@ -67,18 +67,21 @@ class Response:
 
 
 def _apply(api: client.ApiClient, obj: dict[str, Any]) -> None:
-    """Server-side apply of one object (idempotent across test runs on one control plane)."""
-    kind, meta = obj["kind"], obj["metadata"]
-    paths = {
-        "Namespace": f"/api/v1/namespaces/{meta['name']}",
-        "ServiceAccount": f"/api/v1/namespaces/{meta.get('namespace')}/serviceaccounts/{meta['name']}",
-        "ClusterRole": f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{meta['name']}",
-        "ClusterRoleBinding": f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{meta['name']}",
-        "IngressClass": f"/apis/networking.k8s.io/v1/ingressclasses/{meta['name']}",
-    }
-    api.call_api(paths[kind], "PATCH", query_params=[("fieldManager", "multisite-tests"), ("force", "true")],
-                 header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-                 body=obj, auth_settings=["BearerToken"], response_type="object", _return_http_data_only=True)
+    """Create one object; one left by an earlier run on the same control plane is the same, so 409 is fine."""
+    core, rbac, net = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api), client.NetworkingV1Api(api)
+    kind, ns = obj["kind"], obj["metadata"].get("namespace")
+    create = {
+        "Namespace": lambda: core.create_namespace(obj),
+        "ServiceAccount": lambda: core.create_namespaced_service_account(ns, obj),
+        "ClusterRole": lambda: rbac.create_cluster_role(obj),
+        "ClusterRoleBinding": lambda: rbac.create_cluster_role_binding(obj),
+        "IngressClass": lambda: net.create_ingress_class(obj),
+    }[kind]
+    try:
+        create()
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
 
 
 class Traefik:
