@@ -20,6 +20,7 @@ from e2e.conftest import crd, operator, pytest_runtest_makereport  # noqa: F401 
 from ingress.traefik import Traefik
 from runtime.kubelet import RealKubelet
 from runtime.netns import pod_range_is_local
+from helpers import wait_for
 
 from .support import ServingHarness
 
@@ -63,9 +64,20 @@ def kubelet(private_netns: None, cluster, api_client: client.ApiClient, serving_
 
 @pytest.fixture
 def harness(traefik: Traefik, kubelet: RealKubelet, api_client: client.ApiClient, namespace: str, operator,
-            serving_dir: Path) -> ServingHarness:
-    """The test's namespace with the operator running, Traefik and the real runtime behind it."""
-    return ServingHarness(api_client, namespace, traefik, kubelet, serving_dir / namespace)
+            serving_dir: Path) -> Iterator[ServingHarness]:
+    """The test's namespace with the operator running, Traefik and the real runtime behind it.
+
+    Every test uses the example's hosts, and the namespace is deleted in the background: its Ingress is removed
+    and waited for here, so the next test's Traefik does not still route a host to this test's vanished pods.
+    """
+    yield ServingHarness(api_client, namespace, traefik, kubelet, serving_dir / namespace)
+    net = client.NetworkingV1Api(api_client)
+    # The project first (the operator would put its Ingress back), then its children go by garbage collection.
+    client.CustomObjectsApi(api_client).delete_collection_namespaced_custom_object(
+        "multisite.dev", "v1alpha1", namespace, "multisiteprojects")
+    net.delete_collection_namespaced_ingress(namespace)
+    wait_for(lambda: not net.list_namespaced_ingress(namespace).items, timeout=60,
+             message=f"Ingresses of {namespace} deleted")
 
 
 @pytest.fixture
