@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
+# Real serving (issue 12): what `make test` builds first, and the private network namespace pytest runs in.
+REAL_SERVING := traefik-build runtime-venv
+IN_NETNS := MULTISITE_REAL_SERVING=1 tests/runtime/in-netns.sh
 
 .PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run bench
+.PHONY: traefik-build runtime-venv test-serving routes
 
 # The venv is (re)installed only when pyproject.toml changes.
 venv: $(VENV)/.installed
@@ -29,9 +33,33 @@ cluster-down: venv
 cluster-status: venv
 	$(CLUSTER) status
 
-# The whole suite; on a fresh machine it first installs the venv and builds the control plane (both cached).
-test: venv cluster-build
-	$(VENV)/bin/pytest tests
+# The whole suite; on a fresh machine it first installs the venv and builds the control plane, Traefik and the
+# Divio runtime venv (all cached). Everything that needs the network happens in those prerequisites: pytest then
+# runs inside a private network namespace where kwok's pod range is local (see tests/runtime/in-netns.sh).
+test: venv cluster-build $(REAL_SERVING)
+	$(IN_NETNS) $(VENV)/bin/pytest tests
+
+# ---- real serving (issue 12): Traefik + the real Divio runtime behind the test image's pods ----------------------
+# Traefik from Go modules into .cache/traefik/<version>/bin (nothing to do when cached).
+traefik-build:
+	tests/ingress/build.sh
+
+# The Divio Django runtime's venv into .cache/runtime/<hash of its pins> (nothing to do when cached); needs
+# ../shared/vendor/divio beside the clone (MULTISITE_SHARED=/path/to/shared overrides).
+runtime-venv:
+	tests/runtime/build-venv.sh
+
+# The serving tests alone (real HTTP through Traefik to the real runtime).
+test-serving: venv cluster-build $(REAL_SERVING)
+	$(IN_NETNS) $(VENV)/bin/pytest tests/serving
+
+# Apply MANIFEST on a private control plane with the real runtime and print one JSON line per host it serves.
+# HOSTS="h1 h2" asks more hosts. See scripts/routes.py --help.
+MANIFEST ?= examples/example-shared.yaml
+HOSTS ?=
+routes: venv cluster-build $(REAL_SERVING)
+	$(PY) scripts/routes.py $(MANIFEST) $(foreach h,$(HOSTS),--host $(h))
+# -------------------------------------------------------------------------------------------------------------------
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit
@@ -44,7 +72,7 @@ bench: venv cluster-build
 
 # The example on the local control plane with the operator running from this checkout (log: .cache/demo/); it stays
 # up until `make demo-down`. See scripts/demo.sh.
-demo: venv cluster-build
+demo: venv cluster-build $(REAL_SERVING)
 	scripts/demo.sh up
 
 demo-down:

@@ -95,6 +95,12 @@ PYEOF
   say "kubectl get msp,deploy,job,ingress"
   k get -n "$NS" msp,deploy,job,ingress
 
+  say "Served: each host of the example through Traefik to Divio's real Django runtime (scripts/routes.py)"
+  echo "(measured on a private control plane in a private network namespace, where the pods run for real)"
+  if ! "$PY" scripts/routes.py --table examples/example-shared.yaml; then
+    echo "could not measure the served table (see the messages above); the demo itself is running"
+  fi
+
   cat <<MSG
 
 The demo is running ($((SECONDS - start)) s). Look around:

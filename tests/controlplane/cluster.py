@@ -50,7 +50,11 @@ NODE_NAME = "kwok-node-0"
 # Benchmarks run thousands of pods on this one fake Node; nothing real is consumed.
 NODE_ALLOCATABLE = {"cpu": "256", "memory": "1Ti", "pods": "10000", "ephemeral-storage": "1Ti"}
 SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.0.0.0/16"  # kwok's default /24 would run out of pod IPs after 254 pods
+POD_CIDR = "10.0.0.0/16"  # the pod range: local inside the real-serving tests' network namespace
+# kwok hands out the lower half (kwok's default /24 would run out after 254 pods; 32766 is plenty); the real
+# runtime (tests/runtime/kubelet.py) the upper half, so their pod IPs never collide.
+KWOK_POD_CIDR = "10.0.0.0/17"
+REAL_POD_CIDR = "10.0.128.0/17"
 
 # Stock kwok stages (paths inside the sigs.k8s.io/kwok module). pod-complete selects Running pods owned by a Job,
 # so Deployment (ReplicaSet-owned) pods stay Running+Ready. The chaos stage fails pods labelled
@@ -167,6 +171,26 @@ spec:
 """
 
 
+# Pods of the real-serving test image are run by tests/runtime/kubelet.py (a real process per pod, real exit codes),
+# so every pod stage of kwok skips them: this selector term is added to each. All other pods keep kwok's fake
+# behaviour. The prefix is the image repository tests/runtime/images.py serves.
+REAL_IMAGE_PREFIX = "multisite-test/"
+_SKIP_REAL_PODS = (
+    "    - key: '.spec.containers[] | select(.image | startswith(\"" + REAL_IMAGE_PREFIX + "\")) | .name'\n"
+    "      operator: 'DoesNotExist'\n"
+)
+_MATCH_EXPRESSIONS = "  selector:\n    matchExpressions:\n"
+
+
+def _skip_real_pods(stage: str) -> str:
+    """A Pod stage with the term that leaves the real runtime's pods alone (Node stages unchanged)."""
+    if "kind: Pod\n" not in stage:
+        return stage
+    if stage.count(_MATCH_EXPRESSIONS) != 1:
+        raise ControlPlaneError(f"cannot narrow kwok stage (no single selector.matchExpressions):\n{stage[:300]}")
+    return stage.replace(_MATCH_EXPRESSIONS, _MATCH_EXPRESSIONS + _SKIP_REAL_PODS)
+
+
 def kwok_stages() -> str:
     """The stock stages (plus the image pull failure stage) concatenated into one kwok config document stream."""
     module = kwok_module_dir()
@@ -175,8 +199,8 @@ def kwok_stages() -> str:
         text = (module / rel).read_text()
         for old, new in _STAGE_PATCHES:
             text = text.replace(old, new)
-        docs.append(text.strip() + "\n")
-    docs.append(IMAGE_PULL_FAILED_STAGE)
+        docs.append(_skip_real_pods(text.strip() + "\n"))
+    docs.append(_skip_real_pods(IMAGE_PULL_FAILED_STAGE))
     return "---\n".join(docs)
 
 
@@ -742,7 +766,7 @@ class ControlPlane:
                 "--kubeconfig", str(self.state_dir / "admin.kubeconfig"),
                 "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
                 "--config", str(self.state_dir / "kwok-stages.yaml"),
-                "--cidr", POD_CIDR, "--node-ip", "10.255.0.1",
+                "--cidr", KWOK_POD_CIDR, "--node-ip", "10.255.0.1",
                 "--node-lease-duration-seconds", "40",  # renew the Node's Lease like a kubelet (off by default)
             ]
         raise ValueError(name)
