@@ -60,6 +60,19 @@ def deployed_image(dep: Obj) -> str | None:
     return ((dep.get("metadata") or {}).get("annotations") or {}).get(IMAGE_ANNOTATION)
 
 
+MESSAGE_LIMIT = 1024
+
+
+def bounded(head: str, detail: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`head: detail` cut to `limit` characters from the middle of the detail: a failed pod's output ends with the
+    actual error (a traceback's last line), so the start of its output is what may go, never its end."""
+    text = f"{head}: {detail}" if detail else head
+    if len(text) <= limit:
+        return text
+    room = limit - len(head) - len(": …")
+    return f"{head}: …{detail[-room:]}" if room > 0 else text[:limit]
+
+
 class FailureMessages:
     """Why a Job failed, in the user's words (termination message or last log lines), read from the API once per
     Job and kept while that Job exists: a failed Job's pods do not change, and status must not flap."""
@@ -73,8 +86,8 @@ class FailureMessages:
         memo = (namespace, project, name)
         if memo not in self._known:
             detail = await self._read(namespace, name)
-            text = f"Job {name} failed: {job_failure_reason(job)}" + (f": {detail}" if detail else "")
-            self._known[memo] = redact(text, secret_values)[:1024]
+            head = redact(f"Job {name} failed: {job_failure_reason(job)}", secret_values)
+            self._known[memo] = bounded(head, redact(detail, secret_values) if detail else "")
         return self._known[memo]
 
     def prune(self, namespace: str, project: str, jobs: set[str] | None = None) -> None:

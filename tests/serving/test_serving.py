@@ -48,9 +48,6 @@ def test_shared_live_environment_every_domain_its_own_site(harness: ServingHarne
     assert harness.ask("gh.example-stage.eu.aldryn.io")["status"] == 404
 
 
-@pytest.mark.xfail(reason="issue 13: in shared mode every alias and redirect host is served by the default site "
-                          "(no Alias rows are written): www.example.us answers 200 with site 1 instead of a 301 to "
-                          "example.us", strict=True)
 def test_shared_live_redirect_host_answers_301_to_its_domain(harness: ServingHarness) -> None:
     name = harness.apply(harness.example(environment="live"))
     harness.wait_ready(name)
@@ -60,8 +57,6 @@ def test_shared_live_redirect_host_answers_301_to_its_domain(harness: ServingHar
     assert got["location"] in ("http://example.us/__site__", "https://example.us/__site__"), got
 
 
-@pytest.mark.xfail(reason="issue 13: in shared mode an alias of a site other than the default is served by the "
-                          "default site (no Alias row is written for it)", strict=True)
 def test_shared_live_alias_of_another_site_serves_that_site(harness: ServingHarness) -> None:
     project = harness.example(environment="live")
     project["spec"]["sites"][1]["live"]["aliases"] = ["www.example.gh"]
@@ -118,9 +113,6 @@ def test_populate_that_really_fails_shows_populated_false_with_its_output(runtim
     assert "django/db/backends" in message, message  # the real traceback, not a stand-in
 
 
-@pytest.mark.xfail(reason="issue 13: the Populated message keeps the first 1024 characters of the failed pod's output, "
-                          "so the traceback's last line, the actual error (psycopg2 OperationalError ... Connection "
-                          "refused), is cut off", strict=True)
 def test_populate_failure_message_names_the_real_error(runtime_harness: ServingHarness) -> None:
     message = _failing_populate(runtime_harness, "s3cr3t-db-password")
     assert "Connection refused" in message or "OperationalError" in message, message
@@ -157,8 +149,6 @@ def test_multi_project_live_every_domain_its_own_site(harness: ServingHarness) -
     assert harness.ask(UNSERVED)["status"] == 404
 
 
-@pytest.mark.xfail(reason="issue 13: multi-project redirect hosts answer 302 (aldryn-sites' default) instead of 301",
-                   strict=True)
 def test_multi_project_redirect_host_answers_301(harness: ServingHarness) -> None:
     name = harness.apply(harness.example(mode="multi-project", environment="live"))
     harness.wait_ready(name, timeout=400)
@@ -203,8 +193,6 @@ def test_multi_project_new_image_migrates_first_and_failing_migration_keeps_old_
         assert site_of(resp) == site and b'"version": "2"' in resp.body, (h, resp.body)
 
 
-@pytest.mark.xfail(reason="issue 13: the Migrated message keeps the first 1024 characters of the failed pod's output, "
-                          "so the traceback's last line, the actual error, is cut off", strict=True)
 def test_multi_project_failed_migration_message_names_the_real_error(harness: ServingHarness) -> None:
     name = harness.apply(harness.example(tag="broken-migration", mode="multi-project",
                                          migrate={"backoffLimit": 0}))
