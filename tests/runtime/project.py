@@ -69,9 +69,18 @@ def secrets(db_dir: Path, db_secret: str, db_key: str, storage_secret: str | Non
 
 
 def on_real_runtime(project: dict[str, Any], tag: str = "1") -> dict[str, Any]:
-    """The project with the test image and the `traefik` IngressClass; nothing else changed."""
+    """The project with the test image and the `traefik` IngressClass; in multi-project mode one replica per site.
+
+    Why one replica: sqlite stands in for the shared Postgres database. In multi-project mode each instance creates
+    its Site row (aldryn-sites) and django-multisite its canonical Alias at the instance's first request; two
+    replicas of one site doing that at once on sqlite can both take a read lock and fail the upgrade to a write lock
+    at once (SQLITE_BUSY, no busy wait helps), leaving a Site without its canonical Alias and the site answering 500
+    for good. Postgres serializes those inserts instead. Nothing else changed.
+    """
     p = copy.deepcopy(project)
     p["spec"]["image"] = images.image(tag)
+    if p["spec"].get("mode") == "multi-project":
+        p["spec"]["replicas"] = 1
     ingress = p["spec"].setdefault("ingress", {})
     ingress["className"] = "traefik"
     return p

@@ -39,3 +39,8 @@ _RELEASE_APPS = {"1": [], "2": ["siteinfo_v2"], "broken-migration": ["siteinfo_v
 if CODE_VERSION not in _RELEASE_APPS:
     raise ImproperlyConfigured(f"unknown SITE_CODE_VERSION {CODE_VERSION!r}")
 INSTALLED_APPS.extend(_RELEASE_APPS[CODE_VERSION])  # noqa: F821
+
+# sqlite stands in for the shared Postgres database: let a write wait for another instance's lock (default 5 s is
+# short on a loaded 2-core machine) rather than fail with "database is locked".
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F821 - defined by aldryn_addons.settings.load
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 60  # noqa: F821
