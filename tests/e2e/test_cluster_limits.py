@@ -20,8 +20,8 @@ from helpers import wait_for
 from multisite_operator.limits import MAX_ARG_STRLEN, env_string_bytes
 from multisite_operator.models import MAX_SITES
 
-from .clusters import owned_children, resource_versions
-from .support import (
+from harness.cluster import kubectl, owned_children, resource_versions
+from harness.project import (
     apply_example_secrets,
     condition,
     create_project,
@@ -32,7 +32,7 @@ from .support import (
     patch_spec,
     wait_condition,
 )
-from .test_validation import kubectl, render
+from .test_validation import render
 
 
 def named(name: str, project: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ import pytest
 from helpers import wait_for
 from image.netns import PrivateNetwork
 
-from .support import ROOT, apply_example_secrets, create_project, example_project, wait_condition
+from harness.cluster import ROOT
+from harness.project import apply_example_secrets, create_project, example_project, wait_condition
 
 IMAGE = os.environ.get("MULTISITE_IMAGE", "localhost/multisite-operator:dev")
 CONTAINERS_CONF = ROOT / "tests" / "image" / "containers.conf"

@@ -17,7 +17,8 @@ from kubernetes.client.rest import ApiException
 
 from helpers import wait_for
 
-from .support import ROOT, example_project
+from harness.cluster import ROOT
+from harness.project import example_project
 
 POLICY = ROOT / "deploy" / "policy"
 PARAMS_NS, PARAMS = "multisite-operator", "multisite-project-policy"
