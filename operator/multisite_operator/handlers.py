@@ -116,9 +116,9 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
 
     @kopf.index("v1", "pods", labels=OURS, registry=registry, id="pull_problems_idx")
     def pull_problems_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
-        """Only pods that cannot pull their image are kept: a few small dicts, not every pod of every project."""
+        """Only pods that cannot pull their image or crash at start-up are kept: a few small dicts, not every pod."""
         project = labels.get(PROJECT_LABEL)
-        problem = pods.pull_problem(body) if project else None
+        problem = pods.pod_problem(body) if project else None
         return {(namespace, project): problem} if problem else None
 
     def capture(kwargs: dict[str, Any]) -> None:
@@ -155,10 +155,11 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.event("v1", "pods", labels=OURS, registry=registry)
     async def pod_event(namespace: str, labels: Any, body: kopf.Body, uid: str, type: str | None,
                         **kwargs: Any) -> None:
-        """Reconcile only when a pod starts or stops failing to pull: pods change often, pull failures rarely."""
+        """Reconcile only when a pod starts or stops failing (to pull, or to start): pods change often, failures
+        rarely."""
         capture(kwargs)
         project = labels.get(PROJECT_LABEL)
-        failing = type != "DELETED" and pods.pull_problem(body) is not None
+        failing = type != "DELETED" and pods.pod_problem(body) is not None
         if not project or failing == (uid in controller.pulling):
             return
         if failing:
