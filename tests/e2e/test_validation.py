@@ -199,7 +199,8 @@ def other_project(**spec: Any) -> dict[str, Any]:
     return doc
 
 
-def test_domain_of_an_older_project_blocks_the_newer_until_released(api_client, namespace, operator):
+def test_a_served_domain_stays_with_its_project_and_a_second_claim_is_blocked(api_client, namespace, operator):
+    """Ownership by claim, not by age (issue 13 item 7): whoever serves a domain keeps it, older or newer."""
     apply_example_secrets(api_client, namespace)
     create_project(api_client, namespace, example_project())
     wait_condition(api_client, namespace, "example", "Ready", "True", timeout=60)
@@ -232,6 +233,14 @@ def test_domain_of_an_older_project_blocks_the_newer_until_released(api_client, 
     wait_condition(api_client, namespace, "other", "Ready", "True", timeout=60)
     print(f"\nnewer project routed the released domain {time.monotonic() - released:.2f} s after the release")
     assert taken not in ingress_hosts(api_client, namespace, "example")
+
+    # Now the newer project serves it: the older one asking for it again is the second claim and is blocked.
+    patch_spec(api_client, namespace, "example", {"sites": example_sites})
+    blocked = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=30, reason="DomainConflict")
+    assert f"domain {taken} is already served by MultiSiteProject {namespace}/other" in ready(blocked)["message"]
+    assert taken in ingress_hosts(api_client, namespace, "other")
+    assert taken not in ingress_hosts(api_client, namespace, "example")
+    assert ready(get_project(api_client, namespace, "other"))["status"] == "True"
 
 
 def test_missing_secret_blocks_until_it_appears(api_client, namespace, operator):
