@@ -38,13 +38,26 @@ def claimed_domains(specs: SpecCache, project: Mapping[str, Any]) -> dict[str, C
     return {host: claim(project, host) for host in served_domains(specs.parse(dict(project)))}
 
 
+def ingress_hosts(ingress: Mapping[str, Any]) -> set[str]:
+    """The hosts an Ingress routes (its rules' hosts)."""
+    return {r["host"] for r in (ingress.get("spec") or {}).get("rules") or [] if r.get("host")}
+
+
 def conflicts(specs: SpecCache, key: ProjectKey, project: Mapping[str, Any],
-              index: Mapping[str, Any] | None) -> list[str]:
-    """Domains another project has the better claim on, one message each (empty when `index` is not filled yet)."""
+              index: Mapping[str, Any] | None, foreign: Mapping[str, Any] | None = None) -> list[str]:
+    """Domains another project has the better claim on, or that an Ingress the operator does not manage already
+    routes, one message each (empty when `index` is not filled yet). A host the project serves already stays its
+    own even when a foreign Ingress lists it later: that Ingress is the second claim, and not ours to block."""
     if index is None:
         return []
     out = []
+    serving = serving_hosts(project)
     for host in served_domains(specs.parse(dict(project))):
+        routed = sorted(tuple(i) for i in (foreign or {}).get(host, []))
+        if routed and host not in serving:
+            out.append(f"domain {host} is already routed by Ingress {routed[0][0]}/{routed[0][1]}, which the "
+                       "operator does not manage")
+            continue
         mine = claim(project, host)
         mine = (*mine[:2], *key)
         better = sorted(c for c in index.get(host, []) if tuple(c) < mine and tuple(c[2:]) != key)

@@ -94,7 +94,8 @@ class Controller:
         state.retry = loop.call_later(delay, lambda: asyncio.ensure_future(self.trigger(key)))
 
     def conflicts(self, key: Key, project: dict[str, Any]) -> list[str]:
-        return claims.conflicts(self.specs, key, project, self.indexes.get("domains_idx"))
+        return claims.conflicts(self.specs, key, project, self.indexes.get("domains_idx"),
+                                self.indexes.get("foreign_hosts_idx"))
 
     def crashes(self, key: Key, children: list[dict[str, Any]]) -> list[str]:
         """Start-up crashes of pods running a Deployment's current template (pods.current_crashes)."""

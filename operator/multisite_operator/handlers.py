@@ -24,7 +24,7 @@ from .reconcile import Reconciler
 
 Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
-INDEXES = ("projects_idx", "domains_idx", "pull_problems_idx", *CHILD_INDEXES)
+INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_idx", *CHILD_INDEXES)
 
 
 def slim(body: Any) -> dict[str, Any]:
@@ -94,6 +94,14 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     def domains_idx(body: kopf.Body, **_: Any) -> dict[str, claims.Claim]:
         return claims.claimed_domains(controller.specs, body)
 
+    @kopf.index("networking.k8s.io", "v1", "ingresses", registry=registry, id="foreign_hosts_idx")
+    def foreign_hosts_idx(body: kopf.Body, namespace: str, name: str, labels: Any, **_: Any) -> Any:
+        """Hosts routed by Ingresses the operator does not manage (host -> namespace/name): a project asking for
+        one of them is the second claim (claims.conflicts). Only hosts are kept, not the Ingresses."""
+        if owning_project(body, labels):
+            return None
+        return {host: (namespace, name) for host in claims.ingress_hosts(body)} or None
+
     def child(body: kopf.Body, namespace: str, labels: Any) -> dict[Key, dict[str, Any]] | None:
         project = owning_project(body, labels)
         return {(namespace, project): slim(body)} if project else None
@@ -151,6 +159,14 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         project = owning_project(body, labels)
         if project:
             await controller.trigger((namespace, project))
+
+    @kopf.on.event("networking.k8s.io", "v1", "ingresses", registry=registry,
+                   when=lambda body, labels, **_: not owning_project(body, labels))
+    async def foreign_ingress_event(**kwargs: Any) -> None:
+        """An Ingress someone else manages changed or went: projects blocked on one of its hosts look again."""
+        capture(kwargs)
+        for waiting in list(controller.in_conflict):
+            asyncio.ensure_future(controller.trigger(waiting))
 
     @kopf.on.event("v1", "pods", labels=OURS, registry=registry)
     async def pod_event(namespace: str, labels: Any, body: kopf.Body, uid: str, type: str | None,

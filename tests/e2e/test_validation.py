@@ -243,6 +243,29 @@ def test_a_served_domain_stays_with_its_project_and_a_second_claim_is_blocked(ap
     assert ready(get_project(api_client, namespace, "other"))["status"] == "True"
 
 
+def test_a_host_routed_by_an_ingress_the_operator_does_not_manage_blocks_until_it_goes(api_client, namespace,
+                                                                                      operator):
+    legacy = "legacy.other-stage.example.com"
+    net = client.NetworkingV1Api(api_client)
+    backend = {"service": {"name": "legacy", "port": {"number": 80}}}
+    net.create_namespaced_ingress(namespace, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "legacy-web"},
+        "spec": {"rules": [{"host": legacy, "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}})
+    apply_example_secrets(api_client, namespace)
+    doc = other_project()
+    doc["spec"]["sites"][0]["test"] = {"aliases": [legacy]}
+    create_project(api_client, namespace, doc)
+    blocked = wait_condition(api_client, namespace, "other", "Ready", "False", timeout=30, reason="DomainConflict")
+    assert (f"domain {legacy} is already routed by Ingress {namespace}/legacy-web, which the operator does not "
+            "manage") in ready(blocked)["message"], ready(blocked)["message"]
+    assert owned_children(api_client, namespace, "other") == {}, "nothing is created while a host is taken"
+    # The foreign Ingress goes: the project converges without anyone touching it, and routes the host.
+    net.delete_namespaced_ingress("legacy-web", namespace)
+    wait_condition(api_client, namespace, "other", "Ready", "True", timeout=90)
+    assert legacy in ingress_hosts(api_client, namespace, "other")
+
+
 def test_missing_secret_blocks_until_it_appears(api_client, namespace, operator):
     create_project(api_client, namespace, example_project())
     blocked = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=30, reason="SecretMissing")

@@ -73,3 +73,16 @@ def test_the_spec_is_parsed_once_per_generation():
     assert specs.parse(copy.deepcopy(p)) is first
     p["metadata"]["generation"] += 1
     assert specs.parse(p) is not first
+
+
+def test_a_host_routed_by_an_ingress_the_operator_does_not_manage_is_a_conflict_naming_it():
+    specs = SpecCache()
+    p = project("first", "2026-01-01T00:00:00Z", "u1")
+    ingress = {"spec": {"rules": [{"host": "gh.example-stage.eu.aldryn.io"}, {"http": {}}]}}
+    foreign = {h: [("web", "legacy")] for h in claims.ingress_hosts(ingress)}
+    index = index_of(p, specs=specs)
+    assert claims.conflicts(specs, ("shop", "first"), p, index, foreign) == [
+        "domain gh.example-stage.eu.aldryn.io is already routed by Ingress web/legacy, which the operator does not "
+        "manage"]
+    # The project served it first: the foreign Ingress came second and does not take the host away.
+    assert claims.conflicts(specs, ("shop", "first"), serving(p), index_of(serving(p), specs=specs), foreign) == []
