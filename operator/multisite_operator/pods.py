@@ -151,10 +151,14 @@ def describe(problems: list[Obj], known_messages: dict[str, str]) -> list[str]:
 
 
 def crash(lines: list[str]) -> cond.Problem | None:
-    """Start-up crashes of the current pods as the reason Ready gives when the project is not Ready anyway."""
+    """Start-up crashes of the current pods as the reason Ready gives when the project is not Ready anyway.
+
+    Cut to 1000 bytes of UTF-8, not characters: the Event repeating it ("Ready=False: ...") must stay within the
+    API server's 1024-byte limit, or the Warning is refused (a traceback's non-ASCII marks count several bytes).
+    """
     if not lines:
         return None
-    message = "; ".join(lines)[:1024]
+    message = "; ".join(lines).encode()[:1000].decode(errors="ignore")
     return cond.Problem(CRASH_REASON, message, degraded=message)
 
 

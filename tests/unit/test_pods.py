@@ -92,3 +92,11 @@ def test_only_pods_of_the_current_template_count():
     assert lines == ["Deployment example-web: container web exits at start-up in 2 pod(s); last output: "
                      + EXITED["message"]]
     assert problem_crash(lines).reason == "CrashLoop"
+
+
+def test_crash_message_fits_an_event_in_bytes_not_characters():
+    """The API server refuses an Event whose message exceeds 1024 bytes; a traceback's '…' or '^' marks add up."""
+    crash = crash_problem(web_pod({"waiting": {"reason": "CrashLoopBackOff"}},
+                                  {**EXITED, "message": "…" * 2000}))
+    message = problem_crash(describe_crashes([crash])).message
+    assert len(f"Ready=False: {message}".encode()) <= 1024
