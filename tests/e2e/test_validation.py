@@ -266,6 +266,27 @@ def test_a_host_routed_by_an_ingress_the_operator_does_not_manage_blocks_until_i
     assert legacy in ingress_hosts(api_client, namespace, "other")
 
 
+@pytest.mark.parametrize("mode", ["shared", "multi-project"])
+def test_web_pods_failing_at_start_show_a_crash_loop_and_recover(api_client, namespace, operator, mode):
+    """kwok's chaos stage fails the container of every pod carrying its label with the annotated message, as a
+    process exiting at start-up would (issue 13 item 5; the real runtime's proof is in tests/serving)."""
+    apply_example_secrets(api_client, namespace)
+    create_project(api_client, namespace, example_project(mode=mode))
+    wait_condition(api_client, namespace, "example", "Ready", "True", timeout=90)
+    output = "ImproperlyConfigured: DATABASE_URL postgres://example:example-password@db/x is broken"
+    patch_spec(api_client, namespace, "example", {"podLabels": {FAIL_LABEL: "true"},
+                                                  "podAnnotations": {f"{FAIL_LABEL}/message": output}})
+    failed = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=90, reason="CrashLoop")
+    message = ready(failed)["message"]
+    assert "exits at start-up" in message and "ImproperlyConfigured: DATABASE_URL" in message, message
+    assert "example-password" not in message, "a password in a URL of the output is redacted"
+    wait_for(lambda: "CrashLoop" in warning_reasons(api_client, namespace, "example"), timeout=20,
+             message="Warning Event CrashLoop")
+    # The fix rolls out: the crashing pods were of the replaced template, the project recovers by itself.
+    patch_spec(api_client, namespace, "example", {"podLabels": None, "podAnnotations": None})
+    wait_condition(api_client, namespace, "example", "Ready", "True", timeout=120)
+
+
 def test_missing_secret_blocks_until_it_appears(api_client, namespace, operator):
     create_project(api_client, namespace, example_project())
     blocked = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=30, reason="SecretMissing")
