@@ -1,8 +1,12 @@
-"""Who owns which domain when two projects list the same one: the older claim keeps it.
+"""Who owns a domain two projects list: the project that serves it keeps it; the second claim gets DomainConflict.
 
-Today's rule, kept as it was: the project created first (then the lower namespace/name) serves a contested domain;
-the younger one is blocked with DomainConflict until the domain is free. Each project's served domains come from
-its spec parsed once per (uid, generation) (specs.SpecCache), so checking claims costs no validation.
+"Serves" must survive an operator restart, so it is read from the cluster, not from memory: a project serves a
+host when its own status.sites[].domains lists it (status.sites is written only by a reconcile that was not
+blocked, and a blocked project keeps its previous status.sites). So a project that adds a domain another project
+already serves is the second claim and is blocked, however old it is. When both or neither list the host (both
+created while the operator was down, or both stale), the older project keeps it (then the lower namespace/name).
+Each project's served domains come from its spec parsed once per (uid, generation) (specs.SpecCache), so checking
+claims costs no validation.
 """
 
 from __future__ import annotations
@@ -12,30 +16,52 @@ from typing import Any
 
 from .specs import SpecCache, served_domains
 
-Claim = tuple[str, str, str]  # (creationTimestamp, namespace, name): sorts oldest first
+# (0 when the project serves the host already else 1, creationTimestamp, namespace, name): sorts winner first.
+Claim = tuple[int, str, str, str]
 ProjectKey = tuple[str, str]
 
 
-def claim(project: Mapping[str, Any]) -> Claim:
+def serving_hosts(project: Mapping[str, Any]) -> set[str]:
+    """The hosts the project's status says it serves (what its last unblocked reconcile routed)."""
+    status = project.get("status") or {}
+    return {d for s in status.get("sites") or [] for d in s.get("domains") or []}
+
+
+def claim(project: Mapping[str, Any], host: str) -> Claim:
     meta = project.get("metadata") or {}
-    return meta.get("creationTimestamp", ""), meta.get("namespace", ""), meta.get("name", "")
+    rank = 0 if host in serving_hosts(project) else 1
+    return rank, meta.get("creationTimestamp", ""), meta.get("namespace", ""), meta.get("name", "")
 
 
 def claimed_domains(specs: SpecCache, project: Mapping[str, Any]) -> dict[str, Claim]:
-    """The index entry of one project: each domain it serves -> its claim."""
-    mine = claim(project)
-    return {host: mine for host in served_domains(specs.parse(dict(project)))}
+    """The index entry of one project: each domain its spec asks for -> its claim on it."""
+    return {host: claim(project, host) for host in served_domains(specs.parse(dict(project)))}
+
+
+def ingress_hosts(ingress: Mapping[str, Any]) -> set[str]:
+    """The hosts an Ingress routes (its rules' hosts)."""
+    return {r["host"] for r in (ingress.get("spec") or {}).get("rules") or [] if r.get("host")}
 
 
 def conflicts(specs: SpecCache, key: ProjectKey, project: Mapping[str, Any],
-              index: Mapping[str, Any] | None) -> list[str]:
-    """Domains an older project already serves, one message each (empty when `index` is not filled yet)."""
+              index: Mapping[str, Any] | None, foreign: Mapping[str, Any] | None = None) -> list[str]:
+    """Domains another project has the better claim on, or that an Ingress the operator does not manage already
+    routes, one message each (empty when `index` is not filled yet). A host the project serves already stays its
+    own even when a foreign Ingress lists it later: that Ingress is the second claim, and not ours to block."""
     if index is None:
         return []
-    mine = (project["metadata"].get("creationTimestamp", ""), *key)
     out = []
+    serving = serving_hosts(project)
     for host in served_domains(specs.parse(dict(project))):
-        older = sorted(c for c in index.get(host, []) if c < mine and tuple(c[1:]) != key)
-        if older:
-            out.append(f"domain {host} is already served by MultiSiteProject {older[0][1]}/{older[0][2]}")
+        routed = sorted(tuple(i) for i in (foreign or {}).get(host, []))
+        if routed and host not in serving:
+            out.append(f"domain {host} is already routed by Ingress {routed[0][0]}/{routed[0][1]}, which the "
+                       "operator does not manage")
+            continue
+        mine = claim(project, host)
+        mine = (*mine[:2], *key)
+        better = sorted(c for c in index.get(host, []) if tuple(c) < mine and tuple(c[2:]) != key)
+        if better:
+            how = "already served" if better[0][0] == 0 else "claimed first (an older project)"
+            out.append(f"domain {host} is {how} by MultiSiteProject {better[0][2]}/{better[0][3]}")
     return out

@@ -44,7 +44,7 @@ class Controller:
     states: dict[Key, _State] = field(default_factory=dict)
     in_conflict: set[Key] = field(default_factory=set)
     active: bool = True
-    pulling: dict[str, Key] = field(default_factory=dict)  # pod uid -> project, for pods that cannot pull
+    pulling: dict[str, Key] = field(default_factory=dict)  # pod uid -> project, for pods that cannot pull or crash
     pull_messages: dict[Key, dict[str, str]] = field(default_factory=dict)  # first kubelet message per image
 
     def activate(self) -> None:
@@ -94,10 +94,16 @@ class Controller:
         state.retry = loop.call_later(delay, lambda: asyncio.ensure_future(self.trigger(key)))
 
     def conflicts(self, key: Key, project: dict[str, Any]) -> list[str]:
-        return claims.conflicts(self.specs, key, project, self.indexes.get("domains_idx"))
+        return claims.conflicts(self.specs, key, project, self.indexes.get("domains_idx"),
+                                self.indexes.get("foreign_hosts_idx"))
+
+    def crashes(self, key: Key, children: list[dict[str, Any]]) -> list[str]:
+        """Start-up crashes of pods running a Deployment's current template (pods.current_crashes)."""
+        found = list((self.indexes.get("pull_problems_idx") or {}).get(key, []))
+        return pods.describe_crashes(pods.current_crashes(found, children))
 
     def image_problems(self, key: Key) -> list[str]:
-        problems = list((self.indexes.get("pull_problems_idx") or {}).get(key, []))
+        problems = [p for p in (self.indexes.get("pull_problems_idx") or {}).get(key, []) if p.get("kind") != "crash"]
         if not problems:
             self.pull_messages.pop(key, None)
             return []
@@ -118,7 +124,7 @@ class Controller:
         t0, cpu0 = time.monotonic(), time.process_time()
         try:
             outcome = await self.reconciler.reconcile(project, children, conflicts, self.image_problems(key),
-                                                      self.specs.parse(project))
+                                                      self.specs.parse(project), self.crashes(key, children))
         except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff, never dropped
             state.failures += 1
             delay = min(2 ** state.failures, 60)

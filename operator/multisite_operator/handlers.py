@@ -24,7 +24,7 @@ from .reconcile import Reconciler
 
 Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
-INDEXES = ("projects_idx", "domains_idx", "pull_problems_idx", *CHILD_INDEXES)
+INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_idx", *CHILD_INDEXES)
 
 
 def slim(body: Any) -> dict[str, Any]:
@@ -94,6 +94,14 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     def domains_idx(body: kopf.Body, **_: Any) -> dict[str, claims.Claim]:
         return claims.claimed_domains(controller.specs, body)
 
+    @kopf.index("networking.k8s.io", "v1", "ingresses", registry=registry, id="foreign_hosts_idx")
+    def foreign_hosts_idx(body: kopf.Body, namespace: str, name: str, labels: Any, **_: Any) -> Any:
+        """Hosts routed by Ingresses the operator does not manage (host -> namespace/name): a project asking for
+        one of them is the second claim (claims.conflicts). Only hosts are kept, not the Ingresses."""
+        if owning_project(body, labels):
+            return None
+        return {host: (namespace, name) for host in claims.ingress_hosts(body)} or None
+
     def child(body: kopf.Body, namespace: str, labels: Any) -> dict[Key, dict[str, Any]] | None:
         project = owning_project(body, labels)
         return {(namespace, project): slim(body)} if project else None
@@ -116,9 +124,9 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
 
     @kopf.index("v1", "pods", labels=OURS, registry=registry, id="pull_problems_idx")
     def pull_problems_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
-        """Only pods that cannot pull their image are kept: a few small dicts, not every pod of every project."""
+        """Only pods that cannot pull their image or crash at start-up are kept: a few small dicts, not every pod."""
         project = labels.get(PROJECT_LABEL)
-        problem = pods.pull_problem(body) if project else None
+        problem = pods.pod_problem(body) if project else None
         return {(namespace, project): problem} if problem else None
 
     def capture(kwargs: dict[str, Any]) -> None:
@@ -152,13 +160,22 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         if project:
             await controller.trigger((namespace, project))
 
+    @kopf.on.event("networking.k8s.io", "v1", "ingresses", registry=registry,
+                   when=lambda body, labels, **_: not owning_project(body, labels))
+    async def foreign_ingress_event(**kwargs: Any) -> None:
+        """An Ingress someone else manages changed or went: projects blocked on one of its hosts look again."""
+        capture(kwargs)
+        for waiting in list(controller.in_conflict):
+            asyncio.ensure_future(controller.trigger(waiting))
+
     @kopf.on.event("v1", "pods", labels=OURS, registry=registry)
     async def pod_event(namespace: str, labels: Any, body: kopf.Body, uid: str, type: str | None,
                         **kwargs: Any) -> None:
-        """Reconcile only when a pod starts or stops failing to pull: pods change often, pull failures rarely."""
+        """Reconcile only when a pod starts or stops failing (to pull, or to start): pods change often, failures
+        rarely."""
         capture(kwargs)
         project = labels.get(PROJECT_LABEL)
-        failing = type != "DELETED" and pods.pull_problem(body) is not None
+        failing = type != "DELETED" and pods.pod_problem(body) is not None
         if not project or failing == (uid in controller.pulling):
             return
         if failing:

@@ -394,6 +394,7 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
             names += [n for n in [d.domain, *d.aliases, *d.redirects] if n]
         if dups := _duplicates(names):
             problems.append(f"{MESSAGES[env]} ({', '.join(dups)} used more than once)")
+    problems += derived_domain_clashes(spec)
     if spec.test_domain_format is None:
         missing = [s.slug for s in spec.sites if s.test is None or s.test.domain is None]
         if missing:
@@ -407,6 +408,26 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
     if spec.default_site_id is not None and spec.default_site_id not in {s.id for s in spec.sites}:
         problems.append(f"{MESSAGES['default_site']} ({spec.default_site_id} is not)")
     return problems
+
+
+def derived_domain_clashes(spec: MultiSiteProjectSpec) -> list[str]:
+    """A test host written out for one site that is another site's test domain derived from testDomainFormat.
+
+    Both would be routed and one route silently lost (the Ingress takes one backend per host), so it is rejected.
+    """
+    if not spec.test_domain_format:
+        return []
+    derived = {spec.test_domain_format.replace("{slug}", s.slug): s.slug for s in spec.sites
+               if s.test is None or not s.test.domain}
+    out = []
+    for site in spec.sites:
+        test = site.test or TestDomains()
+        for host in [test.domain, *test.aliases, *test.redirects]:
+            other = derived.get(host or "")
+            if other is not None and other != site.slug:
+                out.append(f"site {site.slug} lists test domain {host}, which is site {other}'s test domain "
+                           f"derived from testDomainFormat; give site {other} its own test.domain or pick another host")
+    return out
 
 
 # --- status ----------------------------------------------------------------------------------------------------------

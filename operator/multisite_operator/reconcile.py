@@ -51,7 +51,8 @@ class Reconciler:
 
     async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None,
                         image_problems: list[str] | None = None,
-                        parsed: MultiSiteProjectSpec | ValidationError | None = None) -> Outcome:
+                        parsed: MultiSiteProjectSpec | ValidationError | None = None,
+                        crashes: list[str] | None = None) -> Outcome:
         meta = project["metadata"]
         ns, name = meta["namespace"], meta["name"]
         owner = Owner(name=name, namespace=ns, uid=meta.get("uid"))
@@ -99,8 +100,8 @@ class Reconciler:
                       job_message=lambda job: self.failures.message(ns, name, job, secrets.values))
         report = await MODES[spec.mode].report(facts)
         self.failures.prune(ns, name, {k[1] for k in current if k[0] == "Job"})
-        status = assemble(facts, report, kept is not None, pods.problem(image_problems or []),
-                          meta.get("generation"))
+        pod_trouble = pods.problem(image_problems or []) or pods.crash([redact(c, secrets.values) for c in crashes or []])
+        status = assemble(facts, report, kept is not None, pod_trouble, meta.get("generation"))
 
         # 7. Write it when it changed.
         outcome = Outcome(writes=len(applied) + len(stale), status=status)

@@ -199,7 +199,8 @@ def other_project(**spec: Any) -> dict[str, Any]:
     return doc
 
 
-def test_domain_of_an_older_project_blocks_the_newer_until_released(api_client, namespace, operator):
+def test_a_served_domain_stays_with_its_project_and_a_second_claim_is_blocked(api_client, namespace, operator):
+    """Ownership by claim, not by age (issue 13 item 7): whoever serves a domain keeps it, older or newer."""
     apply_example_secrets(api_client, namespace)
     create_project(api_client, namespace, example_project())
     wait_condition(api_client, namespace, "example", "Ready", "True", timeout=60)
@@ -232,6 +233,58 @@ def test_domain_of_an_older_project_blocks_the_newer_until_released(api_client, 
     wait_condition(api_client, namespace, "other", "Ready", "True", timeout=60)
     print(f"\nnewer project routed the released domain {time.monotonic() - released:.2f} s after the release")
     assert taken not in ingress_hosts(api_client, namespace, "example")
+
+    # Now the newer project serves it: the older one asking for it again is the second claim and is blocked.
+    patch_spec(api_client, namespace, "example", {"sites": example_sites})
+    blocked = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=30, reason="DomainConflict")
+    assert f"domain {taken} is already served by MultiSiteProject {namespace}/other" in ready(blocked)["message"]
+    assert taken in ingress_hosts(api_client, namespace, "other")
+    assert taken not in ingress_hosts(api_client, namespace, "example")
+    assert ready(get_project(api_client, namespace, "other"))["status"] == "True"
+
+
+def test_a_host_routed_by_an_ingress_the_operator_does_not_manage_blocks_until_it_goes(api_client, namespace,
+                                                                                      operator):
+    legacy = "legacy.other-stage.example.com"
+    net = client.NetworkingV1Api(api_client)
+    backend = {"service": {"name": "legacy", "port": {"number": 80}}}
+    net.create_namespaced_ingress(namespace, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "legacy-web"},
+        "spec": {"rules": [{"host": legacy, "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}})
+    apply_example_secrets(api_client, namespace)
+    doc = other_project()
+    doc["spec"]["sites"][0]["test"] = {"aliases": [legacy]}
+    create_project(api_client, namespace, doc)
+    blocked = wait_condition(api_client, namespace, "other", "Ready", "False", timeout=30, reason="DomainConflict")
+    assert (f"domain {legacy} is already routed by Ingress {namespace}/legacy-web, which the operator does not "
+            "manage") in ready(blocked)["message"], ready(blocked)["message"]
+    assert owned_children(api_client, namespace, "other") == {}, "nothing is created while a host is taken"
+    # The foreign Ingress goes: the project converges without anyone touching it, and routes the host.
+    net.delete_namespaced_ingress("legacy-web", namespace)
+    wait_condition(api_client, namespace, "other", "Ready", "True", timeout=90)
+    assert legacy in ingress_hosts(api_client, namespace, "other")
+
+
+@pytest.mark.parametrize("mode", ["shared", "multi-project"])
+def test_web_pods_failing_at_start_show_a_crash_loop_and_recover(api_client, namespace, operator, mode):
+    """kwok's chaos stage fails the container of every pod carrying its label with the annotated message, as a
+    process exiting at start-up would (issue 13 item 5; the real runtime's proof is in tests/serving)."""
+    apply_example_secrets(api_client, namespace)
+    create_project(api_client, namespace, example_project(mode=mode))
+    wait_condition(api_client, namespace, "example", "Ready", "True", timeout=90)
+    output = "ImproperlyConfigured: DATABASE_URL postgres://example:example-password@db/x is broken"
+    patch_spec(api_client, namespace, "example", {"podLabels": {FAIL_LABEL: "true"},
+                                                  "podAnnotations": {f"{FAIL_LABEL}/message": output}})
+    failed = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=90, reason="CrashLoop")
+    message = ready(failed)["message"]
+    assert "exits at start-up" in message and "ImproperlyConfigured: DATABASE_URL" in message, message
+    assert "example-password" not in message, "a password in a URL of the output is redacted"
+    wait_for(lambda: "CrashLoop" in warning_reasons(api_client, namespace, "example"), timeout=20,
+             message="Warning Event CrashLoop")
+    # The fix rolls out: the crashing pods were of the replaced template, the project recovers by itself.
+    patch_spec(api_client, namespace, "example", {"podLabels": None, "podAnnotations": None})
+    wait_condition(api_client, namespace, "example", "Ready", "True", timeout=120)
 
 
 def test_missing_secret_blocks_until_it_appears(api_client, namespace, operator):

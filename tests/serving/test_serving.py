@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 from kubernetes import client
 
-from harness.project import patch_spec, wait_condition
+from harness.project import events_for, patch_spec, wait_condition
 
 from .support import ServingHarness, site_of
 
@@ -136,6 +136,18 @@ def test_web_process_exiting_at_startup_shows_a_crash_loop(runtime_harness: Serv
     assert term.exit_code != 0
     assert "broken on purpose" in term.message, term.message
     assert not cs.ready
+    # The project says so itself (issue 13 item 5): its own reason, the process's last output, a Warning Event.
+    project = wait_condition(runtime_harness.api, runtime_harness.namespace, name, "Ready", "False", timeout=120,
+                             reason="CrashLoop")
+    ready = next(c for c in project["status"]["conditions"] if c["type"] == "Ready")
+    assert "broken on purpose" in ready["message"], ready["message"]
+    wait_for(lambda: any(e.type == "Warning" and e.reason == "CrashLoop"
+                         for e in events_for(runtime_harness.api, runtime_harness.namespace, name)),
+             timeout=60, interval=0.5, message="a Warning CrashLoop Event on the project")
+    # A good image rolls out: the project recovers by itself (the crashing pods were of the replaced template).
+    patch_spec(runtime_harness.api, runtime_harness.namespace, name,
+               {"image": runtime_harness.example(tag="1")["spec"]["image"]})
+    runtime_harness.wait_ready(name, timeout=400)
 
 
 # ----------------------------------------------------------------------------------------------- multi-project mode

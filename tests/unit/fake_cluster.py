@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from multisite_operator.controller import Controller
 from multisite_operator.kube import SecretCheck
 from multisite_operator.models import MultiSiteProjectStatus
+from multisite_operator.pods import pod_problem
 
 Obj = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +92,23 @@ class FakeCluster:
                              "readyReplicas": n, "availableReplicas": n,
                              "conditions": [{"type": "Available", "status": "True"}]}
 
+    def pod(self, deployment: str, *, output: str = "", template: Obj | None = None, rs_hash: str = "abc12") -> Obj:
+        """A pod of `deployment` (its current template, or `template`) as the kubelet shows it after its web
+        container exited with `output` and is in CrashLoopBackOff (no output: a running, ready pod)."""
+        tpl = copy.deepcopy(template or self.objects[("Deployment", deployment)]["spec"]["template"])
+        name = tpl["spec"]["containers"][0]["name"]
+        if output:
+            cs = {"name": name, "ready": False, "restartCount": 3,
+                  "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting"}},
+                  "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": output}}}
+        else:
+            cs = {"name": name, "ready": True, "restartCount": 0, "state": {"running": {}}}
+        labels = {**tpl["metadata"].get("labels", {}), "pod-template-hash": rs_hash}
+        return {"metadata": {"name": f"{deployment}-{rs_hash}-x1", "labels": labels, "uid": f"pod-{rs_hash}",
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": f"{deployment}-{rs_hash}",
+                                                  "controller": True}]},
+                "spec": tpl["spec"], "status": {"containerStatuses": [cs]}}
+
     def finish(self, name: str, ok: bool = True, message: str = "") -> None:
         """The Job controller: Complete, or Failed with the pod's termination message."""
         job = self.objects[("Job", name)]
@@ -112,8 +131,14 @@ class FakeCluster:
 
 
 def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None = None,
-              image_problems: list[str] | None = None) -> Any:
-    """One reconcile as the controller runs it: the project and its children as the caches hold them."""
+              image_problems: list[str] | None = None, pods: list[Obj] | None = None) -> Any:
+    """One reconcile as the controller runs it: the project and its children as the caches hold them; `pods` go
+    through the controller's own pod index entries and crash filter (handlers.pull_problems_idx, Controller)."""
     cluster.writes.clear()
     children = [copy.deepcopy(o) for o in cluster.objects.values()]
-    return asyncio.run(reconciler.reconcile(copy.deepcopy(cluster.project), children, conflicts, image_problems))
+    ctl = Controller()
+    key = (cluster.project["metadata"]["namespace"], cluster.project["metadata"]["name"])
+    ctl.indexes["pull_problems_idx"] = {key: [p for p in map(pod_problem, pods or []) if p]}
+    crashes = ctl.crashes(key, children)
+    return asyncio.run(reconciler.reconcile(copy.deepcopy(cluster.project), children, conflicts, image_problems,
+                                            None, crashes))

@@ -1,4 +1,5 @@
-"""Domain ownership between projects (the older claim keeps a domain) and the spec parsed once per generation."""
+"""Domain ownership between projects (the project serving a domain keeps it; else the older claim) and the spec
+parsed once per generation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import copy
 
 from fake_cluster import example
 from multisite_operator import claims
-from multisite_operator.specs import SpecCache
+from multisite_operator.reconcile import site_entries
+from multisite_operator.specs import SpecCache, validate
 
 
 def project(name: str, created: str, uid: str) -> dict:
@@ -23,14 +25,38 @@ def index_of(*projects: dict, specs: SpecCache) -> dict[str, list]:
     return index
 
 
+def serving(p: dict) -> dict:
+    """The project as its last unblocked reconcile left it: status.sites lists the domains it routes."""
+    p["status"] = {"sites": site_entries(validate(p["spec"]))}
+    return p
+
+
+def test_the_serving_project_keeps_a_domain_an_older_project_adds_later():
+    specs = SpecCache()
+    old = project("first", "2026-01-01T00:00:00Z", "u1")
+    young = serving(project("second", "2026-02-01T00:00:00Z", "u2"))
+    index = index_of(old, young, specs=specs)
+    assert claims.conflicts(specs, ("shop", "second"), young, index) == []
+    found = claims.conflicts(specs, ("shop", "first"), old, index)
+    assert found[0] == "domain de.example-stage.eu.aldryn.io is already served by MultiSiteProject shop/second"
+    # The same answer from the objects alone, as after an operator restart (fresh cache, fresh index).
+    fresh = SpecCache()
+    assert claims.conflicts(fresh, ("shop", "first"), old, index_of(old, young, specs=fresh)) == found
+
+
 def test_the_older_project_keeps_a_contested_domain():
     specs = SpecCache()
     old, young = project("first", "2026-01-01T00:00:00Z", "u1"), project("second", "2026-02-01T00:00:00Z", "u2")
     index = index_of(old, young, specs=specs)
     assert claims.conflicts(specs, ("shop", "first"), old, index) == []
     found = claims.conflicts(specs, ("shop", "second"), young, index)
-    assert found[0] == "domain de.example-stage.eu.aldryn.io is already served by MultiSiteProject shop/first"
+    assert found[0] == ("domain de.example-stage.eu.aldryn.io is claimed first (an older project) by "
+                        "MultiSiteProject shop/first")
     assert len(found) == 3
+    # Both serving it (both routed while the operator was down, statuses from before): age decides as well.
+    index = index_of(serving(old), serving(young), specs=specs)
+    assert claims.conflicts(specs, ("shop", "first"), old, index) == []
+    assert len(claims.conflicts(specs, ("shop", "second"), young, index)) == 3
 
 
 def test_an_invalid_spec_claims_nothing():
@@ -47,3 +73,16 @@ def test_the_spec_is_parsed_once_per_generation():
     assert specs.parse(copy.deepcopy(p)) is first
     p["metadata"]["generation"] += 1
     assert specs.parse(p) is not first
+
+
+def test_a_host_routed_by_an_ingress_the_operator_does_not_manage_is_a_conflict_naming_it():
+    specs = SpecCache()
+    p = project("first", "2026-01-01T00:00:00Z", "u1")
+    ingress = {"spec": {"rules": [{"host": "gh.example-stage.eu.aldryn.io"}, {"http": {}}]}}
+    foreign = {h: [("web", "legacy")] for h in claims.ingress_hosts(ingress)}
+    index = index_of(p, specs=specs)
+    assert claims.conflicts(specs, ("shop", "first"), p, index, foreign) == [
+        "domain gh.example-stage.eu.aldryn.io is already routed by Ingress web/legacy, which the operator does not "
+        "manage"]
+    # The project served it first: the foreign Ingress came second and does not take the host away.
+    assert claims.conflicts(specs, ("shop", "first"), serving(p), index_of(serving(p), specs=specs), foreign) == []

@@ -156,3 +156,20 @@ def test_every_problem_of_one_spec_is_reported_at_once():
     message = model_error(spec)
     assert f"{MESSAGES['slugs']} (de used more than once)" in message
     assert f"{MESSAGES['ids']} (1 used more than once)" in message
+
+
+def test_an_explicit_test_host_equal_to_another_sites_derived_test_domain_is_rejected():
+    """Both hosts would be routed and the Ingress keeps one backend per host: one site silently loses its route."""
+    spec = example_spec()  # testDomainFormat '{slug}.example-stage.eu.aldryn.io', no explicit test domains
+    spec["sites"][0]["test"] = {"domain": "gh.example-stage.eu.aldryn.io"}
+    message = model_error(spec)
+    assert ("site de lists test domain gh.example-stage.eu.aldryn.io, which is site gh's test domain derived from "
+            "testDomainFormat") in message, message
+    spec["sites"][0]["test"] = {"aliases": ["us.example-stage.eu.aldryn.io"]}
+    assert "which is site us's test domain derived from testDomainFormat" in model_error(spec)
+    # A site's own derived domain written out, or another site's host once that site has its own: accepted.
+    spec["sites"][0]["test"] = {"domain": "de.example-stage.eu.aldryn.io"}
+    assert model_error(spec) == ""
+    spec["sites"][0]["test"] = {"domain": "gh.example-stage.eu.aldryn.io"}
+    spec["sites"][1]["test"] = {"domain": "ghana.example-stage.eu.aldryn.io"}
+    assert "derived from testDomainFormat" not in model_error(spec)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from multisite_operator import conditions as cond
-from multisite_operator.pods import describe, problem, pull_problem
+from multisite_operator.pods import crash as problem_crash
+from multisite_operator.pods import crash_problem, current_crashes, describe, describe_crashes, pod_problem, problem, pull_problem
 
 IMAGE = "registry.example.com/web:2.0"
 PULL_ERROR = f'failed to pull and unpack image "{IMAGE}": not found'
@@ -17,7 +18,7 @@ def pod(reason: str, message: str = "", init: bool = False) -> dict:
 
 def test_pull_reasons_are_problems_and_others_are_not():
     assert pull_problem(pod("ErrImagePull", PULL_ERROR)) == {
-        "pod": "web-abc", "image": IMAGE, "reason": "ErrImagePull", "message": PULL_ERROR}
+        "kind": "pull", "pod": "web-abc", "image": IMAGE, "reason": "ErrImagePull", "message": PULL_ERROR}
     assert pull_problem(pod("ImagePullBackOff", init=True))["reason"] == "ImagePullBackOff"
     assert pull_problem(pod("ContainerCreating")) is None
     assert pull_problem(pod("CrashLoopBackOff")) is None
@@ -48,3 +49,54 @@ def test_pull_problem_leaves_a_ready_project_and_no_problem_alone():
     assert problem([]) is None
     ready, _ = cond.summary([ROLLING], "serving", pulling=problem([]))
     assert ready["reason"] == "RollingOut"
+
+
+# --- start-up crashes ----------------------------------------------------------------------------------------------
+def web_pod(state: dict, last: dict | None = None, ready: bool = False) -> dict:
+    cs = {"name": "web", "image": IMAGE, "ready": ready, "restartCount": 2, "state": state,
+          "lastState": {"terminated": last} if last else {}}
+    return {"metadata": {"name": "example-web-h1-x", "labels": {"pod-template-hash": "h1"},
+                         "ownerReferences": [{"kind": "ReplicaSet", "name": "example-web-h1"}]},
+            "spec": {"containers": [{"name": "web", "image": IMAGE}]}, "status": {"containerStatuses": [cs]}}
+
+
+EXITED = {"exitCode": 1, "reason": "Error", "message": "Traceback ...\nImportError: No module named 'shop'"}
+
+
+def test_crash_loop_keeps_the_last_output_and_stays_a_crash_between_restarts():
+    backoff = crash_problem(web_pod({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}, EXITED))
+    assert backoff is not None and backoff["message"] == EXITED["message"].strip()
+    assert backoff["deployment"] == "example-web"
+    restarting = crash_problem(web_pod({"running": {"startedAt": "now"}}, EXITED))
+    assert restarting is not None and restarting["message"] == backoff["message"]
+    just_exited = crash_problem(web_pod({"terminated": {"exitCode": 3, "reason": "Error"}}))
+    assert just_exited is not None and just_exited["message"] == "exit code 3 (Error)"
+
+
+def test_healthy_or_pulling_pods_are_not_crashes():
+    assert crash_problem(web_pod({"running": {}}, EXITED, ready=True)) is None, "recovered after one crash"
+    assert crash_problem(web_pod({"running": {}})) is None
+    assert crash_problem(web_pod({"waiting": {"reason": "ContainerCreating"}})) is None
+    assert crash_problem(pod("ErrImagePull", PULL_ERROR)) is None
+    assert pod_problem(pod("ErrImagePull", PULL_ERROR))["kind"] == "pull"
+
+
+def test_only_pods_of_the_current_template_count():
+    crash = crash_problem(web_pod({"waiting": {"reason": "CrashLoopBackOff"}}, EXITED))
+    dep = {"kind": "Deployment", "metadata": {"name": "example-web"},
+           "spec": {"template": {"spec": {"containers": [{"name": "web", "image": IMAGE}]}}}}
+    assert current_crashes([crash], [dep]) == [crash]
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/web:2.1"
+    assert current_crashes([crash], [dep]) == [], "a fixed image is rolling out"
+    lines = describe_crashes([crash, {**crash, "pod": "example-web-h1-y"}])
+    assert lines == ["Deployment example-web: container web exits at start-up in 2 pod(s); last output: "
+                     + EXITED["message"]]
+    assert problem_crash(lines).reason == "CrashLoop"
+
+
+def test_crash_message_fits_an_event_in_bytes_not_characters():
+    """The API server refuses an Event whose message exceeds 1024 bytes; a traceback's '…' or '^' marks add up."""
+    crash = crash_problem(web_pod({"waiting": {"reason": "CrashLoopBackOff"}},
+                                  {**EXITED, "message": "…" * 2000}))
+    message = problem_crash(describe_crashes([crash])).message
+    assert len(f"Ready=False: {message}".encode()) <= 1024

@@ -281,3 +281,80 @@ def test_failure_messages_are_read_once_and_forgotten_with_their_job():
     cluster.edit_spec(image=NEW)
     reconcile(r, cluster)
     assert all(memo[2] != job for memo in r.failures._known), "the pruned Job's message is forgotten"
+
+
+# --- start-up crashes (issue 13 item 5) -------------------------------------------------------------------------------
+CRASH = ("django.core.exceptions.ImproperlyConfigured: could not connect to "
+         "postgres://example:s3cr3t-pw@db:5432/example")
+FIXED = "registry.example.com/example/web:1.1.1"
+
+
+def ready_shared() -> tuple[FakeCluster, Reconciler]:
+    cluster, r = setup()
+    reconcile(r, cluster)
+    cluster.roll_out()
+    cluster.finish(cluster.named("Job")[0])
+    reconcile(r, cluster)
+    assert cluster.ready() == ("True", "Ready")
+    return cluster, r
+
+
+def finish_all(cluster: FakeCluster) -> None:
+    for job in cluster.named("Job"):
+        if not cluster.objects[("Job", job)].get("status"):
+            cluster.finish(job)
+
+
+def test_shared_web_process_crashing_at_start_is_reported_with_its_redacted_output_and_recovers():
+    cluster, r = ready_shared()
+    [web] = cluster.named("Deployment")
+    old_template = cluster.objects[("Deployment", web)]["spec"]["template"]
+    cluster.edit_spec(image=NEW)
+    reconcile(r, cluster)
+    finish_all(cluster)
+    reconcile(r, cluster)
+    crashing = cluster.pod(web, output=CRASH, rs_hash="new1")
+    serving = cluster.pod(web, template=old_template, rs_hash="old1")  # the old ReplicaSet keeps serving
+    reconcile(r, cluster, pods=[crashing, serving])
+    ready = cluster.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "CrashLoop")
+    assert "ImproperlyConfigured: could not connect" in ready["message"] and web in ready["message"]
+    assert "s3cr3t-pw" not in ready["message"] and "[redacted]" in ready["message"]
+    assert cluster.condition("Degraded")["reason"] == "CrashLoop"
+    warnings = [m for t, reason, m in cluster.events if (t, reason) == ("Warning", "CrashLoop")]
+    assert sorted(m.split("=")[0] for m in warnings) == ["Degraded", "Ready"]
+    assert not any("s3cr3t-pw" in m for m in warnings)
+    # The same crash again (the kubelet restarts it): no new write, no new Event.
+    out = reconcile(r, cluster, pods=[crashing, serving])
+    assert out.writes == 0
+    # A fixed image rolls out: the old template's crashing pods no longer count, the project recovers by itself.
+    cluster.edit_spec(image=FIXED)
+    reconcile(r, cluster, pods=[crashing, serving])
+    finish_all(cluster)
+    reconcile(r, cluster, pods=[crashing, serving])
+    assert cluster.ready()[1] != "CrashLoop"
+    cluster.roll_out()
+    reconcile(r, cluster, pods=[crashing, cluster.pod(web, rs_hash="fix1")])
+    assert cluster.ready() == ("True", "Ready")
+
+
+def test_multi_crash_of_a_site_is_reported_and_an_old_crashing_pod_is_not():
+    cluster, r = ready_multi()
+    before = cluster.objects[("Deployment", "example-site-gh")]["spec"]["template"]
+    cluster.edit_spec(image=NEW)
+    reconcile(r, cluster)
+    finish_all(cluster)
+    reconcile(r, cluster)
+    assert images(cluster) == {NEW}
+    old_crash = cluster.pod("example-site-gh", output="old trouble", template=before, rs_hash="old2")
+    reconcile(r, cluster, pods=[old_crash])
+    assert cluster.ready() == ("False", "RollingOut"), "a pod of a template being replaced blocks nothing"
+    reconcile(r, cluster, pods=[old_crash, cluster.pod("example-site-de", output=CRASH, rs_hash="new2")])
+    ready = cluster.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "CrashLoop")
+    assert "example-site-de" in ready["message"] and "example-site-gh" not in ready["message"]
+    assert "old trouble" not in ready["message"] and "s3cr3t-pw" not in ready["message"]
+    assert ("Warning", "CrashLoop") in [(t, reason) for t, reason, _ in cluster.events]
+    cluster.roll_out()
+    reconcile(r, cluster, pods=[old_crash])
+    assert cluster.ready() == ("True", "Ready")

@@ -73,6 +73,9 @@ def container(
         c["resources"] = resources or spec.resources
     if web:
         c["ports"] = [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}]
+        # A web process that dies at start-up leaves the tail of its output in lastState.terminated.message,
+        # which the operator reports as Ready=False CrashLoop (pods.py); Django writes no termination-log file.
+        c["terminationMessagePolicy"] = "FallbackToLogsOnError"
         # A TCP probe: an HTTP probe would reach Django with the pod IP as Host, which ALLOWED_HOSTS rejects.
         c["readinessProbe"] = {"tcpSocket": {"port": "http"}, "periodSeconds": 10}
     return c
