@@ -66,7 +66,7 @@ class Reconciler:
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems), retry=None)
         if conflicts:
             return await self._blocked(project, old, cond.R_DOMAIN_CONFLICT, "; ".join(conflicts), retry=30)
-        secrets = await self.api.check_secrets(ns, secret_refs(spec))
+        secrets = await self.api.check_secrets(ns, secret_refs(spec), visible_secret_refs(spec))
         if secrets.missing:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
 
@@ -176,6 +176,21 @@ def secret_refs(spec: MultiSiteProjectSpec) -> list[tuple[str, str]]:
     refs = [(spec.database.secret_ref.name, spec.database.secret_ref.key)]
     if spec.storage is not None:
         refs.append((spec.storage.secret_ref.name, spec.storage.secret_ref.key))
+    return refs
+
+
+def visible_secret_refs(spec: MultiSiteProjectSpec) -> list[tuple[str, str | None]]:
+    """Every other Secret the pods can see, for redaction: spec.env secretKeyRef (name, key) and spec.envFrom
+    secretRef (name, None: all its keys)."""
+    refs: list[tuple[str, str | None]] = []
+    for var in spec.env:
+        ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+        if ref.get("name") and ref.get("key"):
+            refs.append((str(ref["name"]), str(ref["key"])))
+    for source in spec.env_from:
+        ref = source.get("secretRef") or {}
+        if ref.get("name"):
+            refs.append((str(ref["name"]), None))
     return refs
 
 

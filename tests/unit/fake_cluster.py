@@ -67,9 +67,13 @@ class FakeCluster:
         self.project["status"] = copy.deepcopy(status)
         self.writes.append(("status", "MultiSiteProject", name))
 
-    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]]) -> SecretCheck:
+    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
+                            visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
         missing = [f"Secret {n} has no key {k}" for n, k in refs if (n, k) not in self.secrets]
-        return SecretCheck(missing=missing, values=[self.secrets[r] for r in refs if r in self.secrets])
+        values = [self.secrets[r] for r in refs if r in self.secrets]
+        for name, key in visible or []:
+            values += [v for (n, k), v in self.secrets.items() if n == name and key in (None, k)]
+        return SecretCheck(missing=missing, values=values)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return self.job_logs.get(job, "")
