@@ -133,6 +133,15 @@ class KubeApi:
                 raise
 
     # --- reads --------------------------------------------------------------------------------------------
+    def get_sync(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        """One object of a managed kind by name, None when there is none (read before creating a child)."""
+        try:
+            return self._call(object_path(api_version, kind, namespace, name), "GET")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return None
+
     def check_secrets_sync(self, namespace: str, refs: list[tuple[str, str]],
                            visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
         """`refs` must exist (missing ones are reported); `visible` are the other Secrets the pods can see
@@ -209,6 +218,9 @@ class KubeApi:
     # --- async wrappers: the reconciler runs on kopf's event loop -------------------------------------------
     async def apply(self, obj: Obj) -> Obj:
         return await asyncio.to_thread(self.apply_sync, obj)
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        return await asyncio.to_thread(self.get_sync, api_version, kind, namespace, name)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)

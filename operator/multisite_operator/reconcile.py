@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import conditions as cond
 from . import limits, metrics, pods
-from .apply import apply_all, to_apply
+from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
 from .kube import KubeApi, api_message
 from .modes import Facts, Report, multi, shared, switch
 from .models import MultiSiteProjectSpec
@@ -78,8 +78,11 @@ class Reconciler:
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
         if problems := limits.child_problems(list(plan.desired.values())):
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems)[:1024], retry=None)
+        changes = to_apply(list(plan.desired.values()), observed)
+        if taken := await not_owned(self.api, changes, observed, owner.uid):
+            return await self._blocked(project, old, R_NOT_OWNED, not_owned_message(taken), retry=30)
         try:
-            applied = await apply_all(self.api, to_apply(list(plan.desired.values()), observed))
+            applied = await apply_all(self.api, changes)
         except ApiException as exc:
             if exc.status != 422:
                 raise
@@ -90,7 +93,8 @@ class Reconciler:
 
         # 5. Prune children no longer desired (a Job writing to the database finishes first).
         wanted = {key(d) for d in plan.desired.values()} | (kept or set())
-        stale = [c for c in children if key(c) not in wanted and not switch.must_finish(spec, c)]
+        stale = [c for c in children if key(c) not in wanted and not switch.must_finish(spec, c)
+                 and controlled_by(c, owner.uid or "")]
         await self._prune(project, stale, current)
 
         # 6. Status: the mode's report, Ready summarised once.

@@ -44,6 +44,13 @@ class FakeCluster:
     writes: list[tuple[str, str, str]] = field(default_factory=list)  # (verb, kind, name)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     job_logs: dict[str, str] = field(default_factory=dict)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) read by name
+
+    def children(self) -> list[Obj]:
+        """What the informer indexes hand the reconcile: objects whose controller reference names the project."""
+        name = self.project["metadata"]["name"]
+        return [copy.deepcopy(o) for o in self.objects.values()
+                if any(r.get("controller") and r.get("name") == name for r in o["metadata"].get("ownerReferences") or [])]
 
     # --- the API the reconciler calls ------------------------------------------------------------------------
     async def apply(self, obj: Obj) -> Obj:
@@ -56,6 +63,10 @@ class FakeCluster:
         self.objects[key] = new
         self.writes.append(("apply", *key))
         return copy.deepcopy(new)
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        self.reads.append((kind, name))
+        return copy.deepcopy(self.objects.get((kind, name)))
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.objects.pop((kind, name), None)
@@ -119,5 +130,6 @@ def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None
               image_problems: list[str] | None = None) -> Any:
     """One reconcile as the controller runs it: the project and its children as the caches hold them."""
     cluster.writes.clear()
-    children = [copy.deepcopy(o) for o in cluster.objects.values()]
+    cluster.reads.clear()
+    children = cluster.children()
     return asyncio.run(reconciler.reconcile(copy.deepcopy(cluster.project), children, conflicts, image_problems))
