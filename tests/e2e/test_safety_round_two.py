@@ -39,7 +39,7 @@ def test_a_project_never_adopts_an_object_it_did_not_create(api_client, namespac
     apply_example_secrets(api_client, namespace)
     # Another team's Service that happens to carry the name the project's web Service would get.
     theirs = core.create_namespaced_service(namespace, {"metadata": {"name": "example-web", "labels": {"team": "b"}},
-                                                        "spec": {"ports": [{"port": 8080}],
+                                                        "spec": {"ports": [{"name": "api", "port": 8080}],
                                                                  "selector": {"app": "theirs"}}})
     create_project(api_client, namespace, example_project())
     blocked = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=60, reason="NotOwned")
