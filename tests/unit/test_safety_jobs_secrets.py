@@ -92,3 +92,26 @@ def test_a_populate_job_deleted_by_hand_runs_again_for_the_same_content():
     del cluster.objects[("Job", job)]
     reconcile(r, cluster)
     assert ("apply", "Job", job) in cluster.writes
+
+
+def test_multi_fixing_env_after_a_failed_migration_migrates_again_and_a_migrated_image_never_reruns():
+    cluster = FakeCluster(example("example-multi-project"))
+    r = Reconciler(cluster, cluster.emit)
+    reconcile(r, cluster)
+    [first] = cluster.named("Job")
+    cluster.finish(first, ok=False, message="no DJANGO_SETTINGS_MODULE")
+    reconcile(r, cluster)
+    assert cluster.condition("Migrated")["status"] == "False"
+    cluster.edit_spec(env=[{"name": "DJANGO_SETTINGS_MODULE", "value": "settings"}])
+    reconcile(r, cluster)
+    [second] = [j for j in cluster.named("Job") if j != first]
+    cluster.finish(second)
+    reconcile(r, cluster)
+    cluster.roll_out()
+    reconcile(r, cluster)
+    assert cluster.ready() == ("True", "Ready")
+    # The image is migrated: another env change rolls the sites but runs no migration.
+    cluster.edit_spec(env=[{"name": "DJANGO_SETTINGS_MODULE", "value": "settings"}, {"name": "X", "value": "1"}])
+    reconcile(r, cluster)
+    assert not [w for w in cluster.writes if w[:2] == ("apply", "Job")]
+    assert cluster.condition("Migrated")["status"] == "True"
