@@ -2,6 +2,11 @@
 
 Server-side apply with force owns only the fields the operator sets; `needs_apply` compares just those, so the
 server's defaults and other managers' fields never cause a write, and a hand edit of ours always does.
+
+Force would also silently take over an object someone else made under a child's name (adding our controller
+ownerReference, so deleting the project would then garbage-collect it). `not_owned` finds such objects before any
+write: a child we already have (the informer indexes hold only objects with our controller reference) costs no
+read; only a name we are about to create is read first.
 """
 
 from __future__ import annotations
@@ -18,8 +23,37 @@ APPLY_CONCURRENCY = 16
 ORDER = {"Service": 0, "Deployment": 1, "Job": 2, "Ingress": 3}
 
 
+R_NOT_OWNED = "NotOwned"  # Ready's reason while a child's name is taken by an object this project does not control
+
+
 class Applier(Protocol):
     async def apply(self, obj: Obj) -> Obj: ...
+
+
+class Reader(Protocol):
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None: ...
+
+
+def controlled_by(obj: Obj, uid: str) -> bool:
+    """True when obj's controller ownerReference is the project with this uid (a same-named project deleted and
+    made again has another uid: its leftovers are not ours)."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("uid") == uid for r in refs)
+
+
+async def not_owned(api: Reader, objs: list[Obj], observed: dict[tuple[str, str], Obj], uid: str | None) -> list[str]:
+    """"Kind name" of each object about to be applied whose name an object not controlled by this project holds."""
+    if not uid:
+        return []
+
+    async def holder(obj: Obj) -> Obj | None:
+        meta = obj["metadata"]
+        have = observed.get((obj["kind"], meta["name"]))
+        return have if have is not None else await api.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+
+    found = await asyncio.gather(*(holder(o) for o in objs))
+    return [f"{o['kind']} {o['metadata']['name']}" for o, have in zip(objs, found)
+            if have is not None and not controlled_by(have, uid)]
 
 
 def _same_scalar(want: Any, have: Any) -> bool:
@@ -74,3 +108,8 @@ async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
         batch = [o for o in objs if ORDER[o["kind"]] == rank]
         results += await asyncio.gather(*(one(o) for o in batch))
     return results
+
+
+def not_owned_message(taken: list[str]) -> str:
+    return (f"{', '.join(taken)} already exist(s) and {'is' if len(taken) == 1 else 'are'} not controlled by this "
+            "project: nothing was changed; delete or rename it (or rename the project), then it converges by itself")[:1024]

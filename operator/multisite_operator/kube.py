@@ -133,11 +133,25 @@ class KubeApi:
                 raise
 
     # --- reads --------------------------------------------------------------------------------------------
-    def check_secrets_sync(self, namespace: str, refs: list[tuple[str, str]]) -> SecretCheck:
+    def get_sync(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        """One object of a managed kind by name, None when there is none (read before creating a child)."""
+        try:
+            return self._call(object_path(api_version, kind, namespace, name), "GET")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return None
+
+    def check_secrets_sync(self, namespace: str, refs: list[tuple[str, str]],
+                           visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
+        """`refs` must exist (missing ones are reported); `visible` are the other Secrets the pods can see
+        (spec.env secretKeyRef, key None for a whole envFrom Secret): read by name only to redact their values,
+        never required here (the kubelet reports those). Each Secret is read once per call."""
         missing: list[str] = []
         values: list[str] = []
         cache: dict[str, Obj | None] = {}
-        for name, key in refs:
+
+        def read(name: str) -> Obj | None:
             if name not in cache:
                 try:
                     cache[name] = self._call(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET")
@@ -145,14 +159,20 @@ class KubeApi:
                     if exc.status != 404:
                         raise
                     cache[name] = None
-            secret = cache[name]
+            return cache[name]
+
+        for name, key in refs:
+            secret = read(name)
             data = (secret or {}).get("data") or {}
             if secret is None:
                 missing.append(f"Secret {name} not found")
             elif key not in data:
                 missing.append(f"Secret {name} has no key {key}")
             else:
-                values.append(base64.b64decode(data[key]).decode(errors="replace"))
+                values.append(_decode(data[key]))
+        for name, key in visible or []:
+            data = (read(name) or {}).get("data") or {}
+            values += [_decode(v) for k, v in data.items() if key is None or k == key]
         return SecretCheck(missing=missing, values=values)
 
     def job_failure_sync(self, namespace: str, job: str) -> str:
@@ -199,17 +219,25 @@ class KubeApi:
     async def apply(self, obj: Obj) -> Obj:
         return await asyncio.to_thread(self.apply_sync, obj)
 
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        return await asyncio.to_thread(self.get_sync, api_version, kind, namespace, name)
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
 
     async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
         await asyncio.to_thread(self.patch_status_sync, namespace, name, status)
 
-    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]]) -> SecretCheck:
-        return await asyncio.to_thread(self.check_secrets_sync, namespace, refs)
+    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
+                            visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
+        return await asyncio.to_thread(self.check_secrets_sync, namespace, refs, visible)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await asyncio.to_thread(self.job_failure_sync, namespace, job)
+
+
+def _decode(value: str) -> str:
+    return base64.b64decode(value).decode(errors="replace")
 
 
 def api_message(exc: ApiException) -> str:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import conditions as cond
 from . import limits, metrics, pods
-from .apply import apply_all, to_apply
+from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
 from .kube import KubeApi, api_message
 from .modes import Facts, Report, multi, shared, switch
 from .models import MultiSiteProjectSpec
@@ -32,6 +32,11 @@ from .specs import readable, validate
 log = logging.getLogger(__name__)
 Emit = Callable[[Obj, str, str, str], None]  # (project, type Normal|Warning, reason, message)
 MODES = {"shared": shared, "multi-project": multi}
+
+
+def event_text(text: str, limit: int = 1024) -> str:
+    """An Event message the API server accepts: it counts bytes, not characters (non-ASCII output is common)."""
+    return text.encode()[:limit].decode(errors="ignore")
 
 
 @dataclass
@@ -67,7 +72,7 @@ class Reconciler:
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems), retry=None)
         if conflicts:
             return await self._blocked(project, old, cond.R_DOMAIN_CONFLICT, "; ".join(conflicts), retry=30)
-        secrets = await self.api.check_secrets(ns, secret_refs(spec))
+        secrets = await self.api.check_secrets(ns, secret_refs(spec), visible_secret_refs(spec))
         if secrets.missing:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
 
@@ -79,8 +84,11 @@ class Reconciler:
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
         if problems := limits.child_problems(list(plan.desired.values())):
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems)[:1024], retry=None)
+        changes = to_apply(list(plan.desired.values()), observed)
+        if taken := await not_owned(self.api, changes, observed, owner.uid):
+            return await self._blocked(project, old, R_NOT_OWNED, not_owned_message(taken), retry=30)
         try:
-            applied = await apply_all(self.api, to_apply(list(plan.desired.values()), observed))
+            applied = await apply_all(self.api, changes)
         except ApiException as exc:
             if exc.status != 422:
                 raise
@@ -91,7 +99,8 @@ class Reconciler:
 
         # 5. Prune children no longer desired (a Job writing to the database finishes first).
         wanted = {key(d) for d in plan.desired.values()} | (kept or set())
-        stale = [c for c in children if key(c) not in wanted and not switch.must_finish(spec, c)]
+        stale = [c for c in children if key(c) not in wanted and not switch.must_finish(spec, c)
+                 and controlled_by(c, owner.uid or "")]
         await self._prune(project, stale, current)
 
         # 6. Status: the mode's report, Ready summarised once.
@@ -137,7 +146,7 @@ class Reconciler:
         outcome.writes += 1
         for change in cond.transitions(old.get("conditions") or [], status["conditions"]):
             kind = "Normal" if cond.is_good(change) or cond.in_progress(change) else "Warning"
-            self.emit(project, kind, change["reason"], f"{change['type']}={change['status']}: {change['message']}"[:1024])
+            self.emit(project, kind, change["reason"], event_text(f"{change['type']}={change['status']}: {change['message']}"))
             metrics.count_job_result(change)
         self._report_orphans(project, old, status)
 
@@ -153,7 +162,7 @@ class Reconciler:
             else:
                 metrics.POPULATE_RESULTS.labels("started").inc()
                 slugs = ", ".join(s.slug for s in spec.sites)
-                self.emit(project, "Normal", "PopulateStarted", f"created Job {name} to write sites {slugs}"[:1024])
+                self.emit(project, "Normal", "PopulateStarted", event_text(f"created Job {name} to write sites {slugs}"))
 
     def _report_orphans(self, project: Obj, old: Obj, status: Obj) -> None:
         """Sites removed from the spec keep their rows in the database (never deleted): say so once, when it happens."""
@@ -177,6 +186,21 @@ def secret_refs(spec: MultiSiteProjectSpec) -> list[tuple[str, str]]:
     refs = [(spec.database.secret_ref.name, spec.database.secret_ref.key)]
     if spec.storage is not None:
         refs.append((spec.storage.secret_ref.name, spec.storage.secret_ref.key))
+    return refs
+
+
+def visible_secret_refs(spec: MultiSiteProjectSpec) -> list[tuple[str, str | None]]:
+    """Every other Secret the pods can see, for redaction: spec.env secretKeyRef (name, key) and spec.envFrom
+    secretRef (name, None: all its keys)."""
+    refs: list[tuple[str, str | None]] = []
+    for var in spec.env:
+        ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+        if ref.get("name") and ref.get("key"):
+            refs.append((str(ref["name"]), str(ref["key"])))
+    for source in spec.env_from:
+        ref = source.get("secretRef") or {}
+        if ref.get("name"):
+            refs.append((str(ref["name"]), None))
     return refs
 
 

@@ -298,6 +298,7 @@ def test_first_creation_migrates_before_any_site_exists_then_runs_one_instance_p
 
 
 def test_live_environment_routes_aliases_and_redirects_to_their_site(api_client, namespace, example):
+    migrations_before = {j.metadata.name for j in jobs(api_client, namespace, "migrate")}
     patch_spec(api_client, namespace, "example", {"environment": "live"})
     wait_condition(api_client, namespace, "example", "Ready", "True", timeout=TIMEOUT)
     assert routes(api_client, namespace) == {
@@ -315,8 +316,8 @@ def test_live_environment_routes_aliases_and_redirects_to_their_site(api_client,
     assert {"example.us", "www.example.us"} <= set(us["ALLOWED_HOSTS"]) and "example.de" not in us["ALLOWED_HOSTS"]
     # Redirect hosts answer 301, not aldryn-sites' default 302.
     assert env_of(deployment(api_client, namespace, "example-site-us"))["ALDRYN_SITES_REDIRECT_PERMANENT"] == "True"
-    # Changing domains changes no code: no new migration.
-    assert len(jobs(api_client, namespace, "migrate")) == 1
+    # Changing domains changes no code: no new migration (the finished Job of the old pod content may be pruned).
+    assert {j.metadata.name for j in jobs(api_client, namespace, "migrate")} <= migrations_before
 
 
 def test_image_change_migrates_once_and_only_then_rolls_every_site(api_client, namespace, example):

@@ -46,6 +46,13 @@ class FakeCluster:
     writes: list[tuple[str, str, str]] = field(default_factory=list)  # (verb, kind, name)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     job_logs: dict[str, str] = field(default_factory=dict)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) read by name
+
+    def children(self) -> list[Obj]:
+        """What the informer indexes hand the reconcile: objects whose controller reference names the project."""
+        name = self.project["metadata"]["name"]
+        return [copy.deepcopy(o) for o in self.objects.values()
+                if any(r.get("controller") and r.get("name") == name for r in o["metadata"].get("ownerReferences") or [])]
 
     # --- the API the reconciler calls ------------------------------------------------------------------------
     async def apply(self, obj: Obj) -> Obj:
@@ -59,6 +66,10 @@ class FakeCluster:
         self.writes.append(("apply", *key))
         return copy.deepcopy(new)
 
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        self.reads.append((kind, name))
+        return copy.deepcopy(self.objects.get((kind, name)))
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.objects.pop((kind, name), None)
         self.writes.append(("delete", kind, name))
@@ -69,9 +80,13 @@ class FakeCluster:
         self.project["status"] = copy.deepcopy(status)
         self.writes.append(("status", "MultiSiteProject", name))
 
-    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]]) -> SecretCheck:
+    async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
+                            visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
         missing = [f"Secret {n} has no key {k}" for n, k in refs if (n, k) not in self.secrets]
-        return SecretCheck(missing=missing, values=[self.secrets[r] for r in refs if r in self.secrets])
+        values = [self.secrets[r] for r in refs if r in self.secrets]
+        for name, key in visible or []:
+            values += [v for (n, k), v in self.secrets.items() if n == name and key in (None, k)]
+        return SecretCheck(missing=missing, values=values)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return self.job_logs.get(job, "")
@@ -135,7 +150,8 @@ def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None
     """One reconcile as the controller runs it: the project and its children as the caches hold them; `pods` go
     through the controller's own pod index entries and crash filter (handlers.pull_problems_idx, Controller)."""
     cluster.writes.clear()
-    children = [copy.deepcopy(o) for o in cluster.objects.values()]
+    cluster.reads.clear()
+    children = cluster.children()
     ctl = Controller()
     key = (cluster.project["metadata"]["namespace"], cluster.project["metadata"]["name"])
     ctl.indexes["pull_problems_idx"] = {key: [p for p in map(pod_problem, pods or []) if p]}

@@ -1,8 +1,11 @@
 """The populate Job (shared mode) and the migration Job (multi-project mode).
 
-Each is named after a hash of what it does, so applying the same content twice finds the existing Job (it never
-runs twice for one content) and a change of content makes a new Job (it runs again exactly then). A Job's pod
-template is immutable, which a content-named Job never needs to change.
+Each is named after a hash of its whole rendered Job spec (pod template: image, command, env including spec.env
+and envFrom references, resources, security context, ...; backoff and deadline), so applying the same content
+finds the existing Job and any change to what the pod runs with makes a new Job: fixing the setting that made a
+populate fail starts a new one. A Job's pod template is immutable, which a content-named Job never needs to change.
+A content-named Job deleted by hand (or pruned) is created again on the next reconcile: populate and migrate are
+idempotent (they write only what differs), so running one content again is safe, and it is how a user re-runs one.
 """
 
 from __future__ import annotations
@@ -14,19 +17,6 @@ from ..naming import CONTENT_HASH, IMAGE_ANNOTATION, SITES_ANNOTATION, component
 from ..populate import ALIASES_ENV
 from .env import shared_env, site_env, stored_form
 from .pod import Obj, Owner, container, metadata, pod_spec, template_metadata
-
-# What population writes depends only on these variables (plus image, command and database).
-POPULATE_INPUTS = {
-    "STAGE",
-    "SITE_ID",
-    "DJANGO_MULTISITE_PLUS_SITES",
-    "DJANGO_MULTISITE_PLUS_USE_REAL_DOMAIN",
-    "DJANGO_MULTISITE_PLUS_REWRITE_DOMAINS",
-    "DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT",
-    "DATABASE_URL",
-    ALIASES_ENV,
-}
-
 
 def aliases_json(spec: MultiSiteProjectSpec) -> str:
     """The populate script's input: {host: [site id, redirect]} for the active environment's aliases and redirects.
@@ -51,31 +41,31 @@ def _job(
     job: JobSpec,
     command: list[str],
     env: list[Obj],
-    digest: str,
     annotations: dict[str, str],
 ) -> Obj:
     labels = component_labels(owner.name, kind)
-    annotations = {CONTENT_HASH: digest, IMAGE_ANNOTATION: spec.image, **annotations}
     c = container(spec, name=kind, image=spec.image, env=stored_form(env), command=command)
+    job_spec = {
+        "backoffLimit": job.backoff_limit,
+        "activeDeadlineSeconds": job.active_deadline_seconds,
+        "template": {
+            "metadata": template_metadata(spec, labels, job),
+            "spec": pod_spec(spec, [c], restart_policy="Never"),
+        },
+    }
+    # The name hashes everything the pod runs with (Secret references, not their values, which are no part of it).
+    digest = content_hash(job_spec)
+    annotations = {CONTENT_HASH: digest, IMAGE_ANNOTATION: spec.image, **annotations}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": metadata(owner, job_name(owner.name, kind, digest), labels, annotations),
-        "spec": {
-            "backoffLimit": job.backoff_limit,
-            "activeDeadlineSeconds": job.active_deadline_seconds,
-            "template": {
-                "metadata": template_metadata(spec, labels, job),
-                "spec": pod_spec(spec, [c], restart_policy="Never"),
-            },
-        },
+        "spec": job_spec,
     }
 
 
 def populate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
     env = [*shared_env(spec), {"name": ALIASES_ENV, "value": aliases_json(spec)}]
-    inputs = {e["name"]: e.get("value", e.get("valueFrom")) for e in env if e["name"] in POPULATE_INPUTS}
-    digest = content_hash({"image": spec.image, "command": spec.populate.command, "env": inputs})
     return _job(
         spec,
         owner,
@@ -83,15 +73,12 @@ def populate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
         job=spec.populate,
         command=spec.populate.command,
         env=env,
-        digest=digest,
         annotations={SITES_ANNOTATION: ",".join(s.slug for s in spec.sites)},
     )
 
 
 def migrate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
-    # Migrations change the schema every site shares: they depend on the code (image), not on any one site.
-    db = spec.database.secret_ref
-    digest = content_hash({"image": spec.image, "command": spec.migrate.command, "db": [db.name, db.key]})
+    # Migrations change the schema every site shares; the pod runs with the default site's environment.
     return _job(
         spec,
         owner,
@@ -99,6 +86,5 @@ def migrate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
         job=spec.migrate,
         command=spec.migrate.command,
         env=site_env(spec, spec.default_site()),
-        digest=digest,
         annotations={},
     )
