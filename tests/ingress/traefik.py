@@ -147,8 +147,11 @@ class Traefik:
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
+            # No KUBECONFIG: Traefik's Kubernetes client prefers it to the endpoint and token given above, so a
+            # KUBECONFIG of another cluster in the caller's environment (as `make demo` exports) would be watched.
+            env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=_set_pdeathsig)
+                                         env=env, start_new_session=True, preexec_fn=_set_pdeathsig)
         finally:
             log.close()
 
