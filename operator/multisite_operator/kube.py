@@ -116,13 +116,16 @@ class KubeApi:
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         )
 
-    def delete_sync(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+    def delete_sync(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """False when it was already gone (a reconcile that ran before the cache saw an earlier delete)."""
         try:
             self._call(object_path(api_version, kind, namespace, name), "DELETE",
                        body={"propagationPolicy": "Background"})
         except ApiException as exc:
             if exc.status != 404:
                 raise
+            return False
+        return True
 
     def patch_status_sync(self, namespace: str, name: str, status: Obj) -> None:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
@@ -222,8 +225,8 @@ class KubeApi:
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         return await asyncio.to_thread(self.get_sync, api_version, kind, namespace, name)
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        return await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
 
     async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
         await asyncio.to_thread(self.patch_status_sync, namespace, name, status)

@@ -120,8 +120,13 @@ class Reconciler:
     async def _prune(self, project: Obj, stale: list[Obj], current: dict[Key, Obj]) -> None:
         ns = project["metadata"]["namespace"]
         for child in stale:
-            await self.api.delete(child["apiVersion"], child["kind"], ns, child["metadata"]["name"])
+            if child["metadata"].get("deletionTimestamp"):  # an earlier reconcile deleted it; the cache lags
+                current.pop(key(child), None)
+                continue
+            gone = await self.api.delete(child["apiVersion"], child["kind"], ns, child["metadata"]["name"])
             current.pop(key(child), None)
+            if gone is False:  # already deleted: said once, by the reconcile that deleted it
+                continue
             self.emit(project, "Normal", "Deleted", f"deleted {child['kind']} {child['metadata']['name']}: no longer "
                       "desired by the spec")
 
