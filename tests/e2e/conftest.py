@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 
 from harness.cluster import install_crd
-from harness.operator_process import OperatorProcess
+from harness.operator_process import OperatorProcess, running_operator
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +36,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         proc = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
         if isinstance(proc, OperatorProcess):
             report.sections.append(("operator log (tail)", proc.log()[-6000:]))
+
+
+@pytest.fixture
+def verbose_operator(cluster, crd: str, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator with debug logging: the strictest place to look for a leaked value."""
+    with running_operator(cluster.kubeconfig, [namespace], tmp_path / "operator.log", ["--verbose"]) as op:
+        yield op

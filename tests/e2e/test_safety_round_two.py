@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from harness.cluster import owned_children
-from harness.operator_process import assert_no_traceback, running_operator
+from harness.operator_process import assert_no_traceback
 from harness.project import (
     FAIL_LABEL,
     apply_example_secrets,
@@ -60,12 +60,6 @@ def test_a_project_never_adopts_an_object_it_did_not_create(api_client, namespac
 
 
 # --- item 5: every Secret the pods can see -------------------------------------------------------------------------
-@pytest.fixture
-def verbose_operator(cluster, crd, namespace, tmp_path):
-    with running_operator(cluster.kubeconfig, [namespace], tmp_path / "operator.log", ["--verbose"]) as op:
-        yield op
-
-
 def test_values_of_every_secret_the_pods_see_are_redacted(api_client, namespace, verbose_operator):
     core = client.CoreV1Api(api_client)
     apply_example_secrets(api_client, namespace)

@@ -82,13 +82,6 @@ def test_deleting_a_project_removes_only_what_it_created(api_client, namespace, 
 
 
 # --- no Secret value anywhere ---------------------------------------------------------------------------------------
-@pytest.fixture
-def verbose_operator(cluster, crd, namespace, tmp_path):
-    """The operator with debug logging: the strictest place to look for a leaked value."""
-    with running_operator(cluster.kubeconfig, [namespace], tmp_path / "operator.log", ["--verbose"]) as op:
-        yield op
-
-
 def test_no_secret_value_in_logs_events_status_or_children(api_client, namespace, verbose_operator):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_secret(namespace, {"metadata": {"name": "example-db"}, "stringData": {
