@@ -18,6 +18,7 @@ from harness.project import (
     apply_example_secrets,
     condition,
     create_project,
+    create_with_populate_output,
     example_project,
     get_project,
     patch_spec,
@@ -68,16 +69,8 @@ def test_values_of_every_secret_the_pods_see_are_redacted(api_client, namespace,
     project = example_project(
         env=[{"name": "PAYMENT_API_KEY", "valueFrom": {"secretKeyRef": {"name": "payment", "key": "API_KEY"}}}],
         envFrom=[{"secretRef": {"name": "extra"}}])
-    project["spec"]["populate"] = {"backoffLimit": 0, "podLabels": {FAIL_LABEL: "true"},
-                                   "podAnnotations": {f"{FAIL_LABEL}/delay": "4s"}}
-    create_project(api_client, namespace, project)
-    pod = wait_for(lambda: core.list_namespaced_pod(
-        namespace, label_selector="app.kubernetes.io/component=populate").items, timeout=30,
-        message="populate pod")[0]
     # The values reach the pod's output only (not the spec): as a settings module printing them would.
-    failure = f"payment gateway refused key {API_KEY}; TOKEN={FROM_ENV}"
-    core.patch_namespaced_pod(pod.metadata.name, namespace,
-                              {"metadata": {"annotations": {f"{FAIL_LABEL}/message": failure}}})
+    create_with_populate_output(api_client, namespace, project, f"payment gateway refused key {API_KEY}; TOKEN={FROM_ENV}")
     failed = wait_condition(api_client, namespace, "example", "Populated", "False", timeout=60, reason="Failed")
     assert "payment gateway refused key [redacted]; TOKEN=[redacted]" in condition(failed, "Populated")["message"]
     wait_for(lambda: any(e.reason == "PopulateFailed" for e in events(core, namespace)), timeout=20,

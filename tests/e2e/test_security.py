@@ -20,10 +20,10 @@ from helpers import wait_for
 from harness.cluster import ROOT, owned_children, private_control_plane, restricted_namespace, token_kubeconfig
 from harness.operator_process import assert_no_traceback, running_operator
 from harness.project import (
-    FAIL_LABEL,
     apply_example_secrets,
     condition,
     create_project,
+    create_with_populate_output,
     delete_project,
     example_project,
     get_project,
@@ -90,18 +90,10 @@ def test_no_secret_value_in_logs_events_status_or_children(api_client, namespace
         "DEFAULT_STORAGE_DSN": f"s3://AKIAEXAMPLE:{STORAGE_KEY}@media.example.com/?auth=s3v4"}})
     project = example_project()
     # The populate Job fails the way Django does when the database refuses: with the connection string (and the
-    # password on its own) in its termination message. The test writes that message onto the pod itself (kwok
-    # waits 4 s before failing it), so the secret value is nowhere in the spec the operator reads.
+    # password on its own) in its termination message.
     failure = (f"django.db.utils.OperationalError: connection to postgres://app:{PASSWORD}@db.internal:5432/app "
                f"failed: password authentication failed for user app (password {PASSWORD}, storage {STORAGE_KEY})")
-    project["spec"]["populate"] = {"backoffLimit": 0, "podLabels": {FAIL_LABEL: "true"},
-                                   "podAnnotations": {f"{FAIL_LABEL}/delay": "4s"}}
-    create_project(api_client, namespace, project)
-    pod = wait_for(lambda: core.list_namespaced_pod(
-        namespace, label_selector="app.kubernetes.io/component=populate").items, timeout=30,
-        message="populate pod")[0]
-    core.patch_namespaced_pod(pod.metadata.name, namespace,
-                              {"metadata": {"annotations": {f"{FAIL_LABEL}/message": failure}}})
+    create_with_populate_output(api_client, namespace, project, failure)
     failed = wait_condition(api_client, namespace, "example", "Populated", "False", timeout=60, reason="Failed")
     message = condition(failed, "Populated")["message"]
     assert "password authentication failed for user app" in message  # the useful part stays

@@ -41,6 +41,21 @@ def failing_populate_project(message: str) -> dict[str, Any]:
     return project
 
 
+def create_with_populate_output(api: client.ApiClient, namespace: str, project: dict[str, Any], output: str) -> None:
+    """Creates `project` whose populate pod fails with `output` as its termination message, written onto the pod
+    only once it exists (kwok waits 4 s before failing it): the output, e.g. a settings module printing a Secret
+    value, is then nowhere in the spec the operator reads."""
+    project["spec"]["populate"] = {"backoffLimit": 0, "podLabels": {FAIL_LABEL: "true"},
+                                   "podAnnotations": {f"{FAIL_LABEL}/delay": "4s"}}
+    create_project(api, namespace, project)
+    core = client.CoreV1Api(api)
+    pod = wait_for(lambda: core.list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/component=populate").items, timeout=30,
+        message="populate pod")[0]
+    core.patch_namespaced_pod(pod.metadata.name, namespace,
+                              {"metadata": {"annotations": {f"{FAIL_LABEL}/message": output}}})
+
+
 def apply_example_secrets(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
     for doc in example_docs():
