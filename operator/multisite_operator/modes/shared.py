@@ -16,7 +16,7 @@ from ..models import MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL, PROJECT_LABEL, SITES_ANNOTATION, web_name
 from ..obj import Key, Obj, key
 from ..observe import FAILED, RUNNING, SUCCEEDED, deployed_image, deployment_ready, job_state, ready_replicas
-from ..render import Desired, Owner, migrate_job, render, render_jobs
+from ..render import Desired, Owner, populate_job, render, render_jobs
 from . import Facts, Plan, Report, gate
 
 
@@ -33,8 +33,10 @@ def web_image(owner: Owner, migrated: str | None, jobs: Desired, observed: dict[
 
 
 def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj]) -> Plan:
-    migrated = gate.migrated_image(spec, migrate_job(spec, owner), old, observed)
-    jobs = render_jobs(spec, owner, migrated)
+    jobs = render_jobs(spec, owner)
+    migrated = gate.migrated_image(spec, jobs["migrate"], old, observed)
+    if "populate" in jobs and migrated not in (None, spec.image):  # populate runs with the migrated image
+        jobs["populate"] = populate_job(spec, owner, migrated)
     image = web_image(owner, migrated, jobs, observed)
     desired = render(spec, owner, image, jobs)
     gate.gate_jobs(desired, jobs["migrate"], migrated, spec, observed)
