@@ -33,6 +33,7 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Service"): ("/api/v1", "services"),
     ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    (f"{GROUP}/{VERSION}", "MultiSiteProject"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
 

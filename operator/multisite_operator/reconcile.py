@@ -20,7 +20,7 @@ from . import conditions as cond
 from . import limits, metrics, pods
 from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
 from .kube import KubeApi, api_message
-from .modes import Facts, Report, multi, shared, switch
+from .modes import Facts, Report, gate, multi, shared, switch
 from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL
 from .obj import Key, Obj, key
@@ -52,7 +52,7 @@ class Reconciler:
         self.api = api
         self.emit = emit
         # The status we last wrote per project uid, with the project's resourceVersions it is valid for (see _old).
-        self._written: dict[tuple[str, str, str], tuple[Obj, frozenset[str]]] = {}
+        self._written: dict[tuple[str, str, str], tuple[Obj, tuple[str, ...]]] = {}
         self.failures = FailureMessages(api.job_failure)
 
     async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None,
@@ -88,6 +88,8 @@ class Reconciler:
         changes = to_apply(list(plan.desired.values()), observed)
         if taken := await not_owned(self.api, changes, observed, owner.uid):
             return await self._blocked(project, old, R_NOT_OWNED, not_owned_message(taken), retry=30)
+        if not await gate.caches_current(self.api, project, changes, observed):
+            return Outcome(status=old, retry_after=1)  # an image roll waits for caches that lag the cluster
         try:
             applied = await apply_all(self.api, changes)
         except ApiException as exc:
@@ -143,17 +145,19 @@ class Reconciler:
         return outcome
 
     def _old(self, project: Obj) -> Obj:
-        """The project's last status: the one we wrote while the cache has not caught up with our own write yet
-        (the project still has the resourceVersion our patch replaced, or already the one it returned); any other
-        resourceVersion means someone else wrote since (another leader, a person), and the cluster knows better."""
+        """The project's last status: the one we wrote while the cache has not caught up with our own writes yet
+        (the project still has a resourceVersion one of our patches replaced or returned since the cache last
+        showed something else); any other resourceVersion means someone else wrote (another leader, a person),
+        and the cluster knows better."""
         meta = project["metadata"]
         memo = (meta["namespace"], meta["name"], meta.get("uid"))
         written = self._written.get(memo)
-        if written is not None:
-            if meta.get("resourceVersion") in written[1]:
-                return written[0]
+        if written is None:
+            return dict(project.get("status") or {})
+        if meta.get("resourceVersion") not in written[1]:
             del self._written[memo]
-        return dict(project.get("status") or {})
+            return dict(project.get("status") or {})
+        return written[0]
 
     async def _write_status(self, project: Obj, old: Obj, status: Obj, outcome: Outcome) -> None:
         meta = project["metadata"]
@@ -161,8 +165,14 @@ class Reconciler:
             return
         version = await self.api.patch_status(meta["namespace"], meta["name"], status)
         memo = (meta["namespace"], meta["name"], meta.get("uid"))
+        before = self._written.get(memo)
         if version and meta.get("resourceVersion"):
-            self._written[memo] = (status, frozenset({meta["resourceVersion"], version}))
+            # The versions our writes went through since the cache last showed another writer's: a cache that
+            # delivers any of them lags behind our latest write, not behind someone else's.
+            # In write order, from the one the cache shows (a cache never goes back, so earlier ones are done with).
+            chain = before[1] if before is not None and meta["resourceVersion"] in before[1] else ()
+            chain = chain[chain.index(meta["resourceVersion"]):] if chain else (meta["resourceVersion"],)
+            self._written[memo] = (status, (*chain, version))
         else:  # no version to check a memo against (the project is gone): remember nothing
             self._written.pop(memo, None)
         outcome.status_written = True

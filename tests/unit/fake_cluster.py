@@ -69,6 +69,8 @@ class FakeCluster:
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         self.reads.append((kind, name))
+        if kind == "MultiSiteProject":
+            return copy.deepcopy(self.project) if name == self.project["metadata"]["name"] else None
         return copy.deepcopy(self.objects.get((kind, name)))
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:

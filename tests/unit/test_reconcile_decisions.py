@@ -509,3 +509,42 @@ def test_the_memory_of_our_own_write_serves_only_until_the_cache_catches_up_and_
         "our own write is remembered: no second write, no repeated Event"
     r.forget_all()
     assert not r._written and not r.failures._known
+
+
+def test_a_cache_delivering_our_earlier_write_after_a_later_one_repeats_no_event():
+    """Two writes in a row while the cache lags: the cache then shows the first of them. That is our own write, not
+    someone else's: the memory of the latest one holds, so no condition change is announced twice."""
+    cluster, r = setup("example-multi-project")
+    first = copy.deepcopy(cluster.project)  # rv 1
+    asyncio.run(r.reconcile(copy.deepcopy(first), cluster.children()))  # writes status: rv 2
+    after_first = copy.deepcopy(cluster.project)
+    cluster.finish(cluster.named("Job")[0], ok=False, message="boom")
+    asyncio.run(r.reconcile(copy.deepcopy(first), cluster.children()))  # the cache still at rv 1: writes rv 3
+    assert cluster.project["metadata"]["resourceVersion"] == "3"
+    events = len(cluster.events)
+    cluster.writes.clear()
+    asyncio.run(r.reconcile(copy.deepcopy(after_first), cluster.children()))  # the cache delivers rv 2
+    assert len(cluster.events) == events, cluster.events[events:]
+    assert [w for w in cluster.writes if w[0] == "status"] == []
+
+
+def test_an_image_roll_waits_for_caches_that_lag_the_cluster():
+    """The decision to roll is checked against the live project and Deployments: a lagging cache rolls nothing."""
+    cluster, r = ready_multi()
+    cluster.edit_spec(image=NEW)
+    reconcile(r, cluster)
+    [new_job] = [j for j in cluster.named("Job") if not cluster.objects[("Job", j)]["status"]]
+    cluster.finish(new_job)
+    lagging = copy.deepcopy(cluster.project)
+    cluster.bump()  # someone else wrote the project since the cache's copy
+    cluster.writes.clear()
+    out = asyncio.run(r.reconcile(lagging, cluster.children()))
+    assert images(cluster) == {OLD} and cluster.writes == [] and out.retry_after == 1
+    stale_children = cluster.children()
+    cluster.objects[("Deployment", "example-site-de")]["metadata"]["annotations"]["multisite.dev/image"] = V3
+    out = asyncio.run(r.reconcile(copy.deepcopy(cluster.project), stale_children))  # the Deployments' cache lags
+    assert images(cluster) == {OLD} and cluster.writes == [] and out.retry_after == 1
+    del cluster.objects[("Deployment", "example-site-de")]["metadata"]["annotations"]["multisite.dev/image"]
+    cluster.objects[("Deployment", "example-site-de")]["metadata"]["annotations"]["multisite.dev/image"] = OLD
+    reconcile(r, cluster)  # caches current: the roll goes ahead
+    assert images(cluster) == {NEW}

@@ -11,9 +11,10 @@ reconcile that runs on stale memory (a leader that comes back) can never roll a 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .. import conditions as cond
-from ..models import MultiSiteProjectSpec
+from ..models import GROUP, VERSION, MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL
 from ..obj import Key, Obj, key
 from ..observe import FAILED, RUNNING, SUCCEEDED, deployed_image, job_state
@@ -83,3 +84,23 @@ async def migrated_condition(spec: MultiSiteProjectSpec, migrate: Obj, migrated:
 def failed(spec: MultiSiteProjectSpec, migrated: str | None, state: str) -> bool:
     """spec.image's migration failed, so nothing runs it (the workloads stay on `migrated`)."""
     return state == FAILED and migrated != spec.image
+
+
+async def caches_current(api: Any, project: Obj, changes: list[Obj], observed: dict[Key, Obj]) -> bool:
+    """Before a workload rolls to another image: are the caches this decision was made from the cluster's own
+    state? The project (spec and status: its resourceVersion) and each Deployment to roll (the image it runs) are
+    read live. A replica whose watches are still catching up (a leader that was paused, a slow cache) would
+    otherwise roll sites back to an image an older view of the cluster names. Costs reads only for image rolls."""
+    rolls = [c for c in changes if c["kind"] == "Deployment" and key(c) in observed
+             and deployed_image(c) != deployed_image(observed[key(c)])]
+    if not rolls:
+        return True
+    meta = project["metadata"]
+    live = await api.get(f"{GROUP}/{VERSION}", "MultiSiteProject", meta["namespace"], meta["name"])
+    if live is None or live["metadata"].get("resourceVersion") != meta.get("resourceVersion"):
+        return False
+    for dep in rolls:
+        now = await api.get(dep["apiVersion"], dep["kind"], meta["namespace"], dep["metadata"]["name"])
+        if now is None or deployed_image(now) != deployed_image(observed[key(dep)]):
+            return False
+    return True
