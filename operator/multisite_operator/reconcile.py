@@ -88,7 +88,7 @@ class Reconciler:
         changes = to_apply(list(plan.desired.values()), observed)
         if taken := await not_owned(self.api, changes, observed, owner.uid):
             return await self._blocked(project, old, R_NOT_OWNED, not_owned_message(taken), retry=30)
-        if not await gate.caches_current(self.api, project, changes, observed):
+        if not await gate.caches_current(self.api, project, old, changes, observed):
             return Outcome(status=old, retry_after=1)  # an image roll waits for caches that lag the cluster
         try:
             applied = await apply_all(self.api, changes)

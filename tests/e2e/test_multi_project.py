@@ -529,8 +529,7 @@ def test_a_running_migration_is_not_killed_by_a_switch_to_shared(api_client, nam
         wait_for(lambda: not site_deployments(api_client, namespace), timeout=TIMEOUT, message="site Deployments pruned")
         web = deployment(api_client, namespace, "example-web")
         assert web.spec.template.spec.containers[0].image == OLD and available(web)
-        project = get_project(api_client, namespace, "example")
-        assert cond_of(project, "Ready")["reason"] == "Migrating"
+        wait_condition(api_client, namespace, "example", "Ready", "False", timeout=TIMEOUT, reason="Migrating")
         # The migration writing to the database is let finish, not killed.
         still = client.BatchV1Api(api_client).read_namespaced_job(running.metadata.name, namespace)
         assert still.metadata.uid == running.metadata.uid and still.metadata.deletion_timestamp is None

@@ -536,7 +536,7 @@ def test_an_image_roll_waits_for_caches_that_lag_the_cluster():
     [new_job] = [j for j in cluster.named("Job") if not cluster.objects[("Job", j)]["status"]]
     cluster.finish(new_job)
     lagging = copy.deepcopy(cluster.project)
-    cluster.bump()  # someone else wrote the project since the cache's copy
+    cluster.edit_spec(replicas=3)  # someone else wrote the project since the cache's copy
     cluster.writes.clear()
     out = asyncio.run(r.reconcile(lagging, cluster.children()))
     assert images(cluster) == {OLD} and cluster.writes == [] and out.retry_after == 1

@@ -86,10 +86,10 @@ def failed(spec: MultiSiteProjectSpec, migrated: str | None, state: str) -> bool
     return state == FAILED and migrated != spec.image
 
 
-async def caches_current(api: Any, project: Obj, changes: list[Obj], observed: dict[Key, Obj]) -> bool:
+async def caches_current(api: Any, project: Obj, old: Obj, changes: list[Obj], observed: dict[Key, Obj]) -> bool:
     """Before a workload rolls to another image: are the caches this decision was made from the cluster's own
-    state? The project (spec and status: its resourceVersion) and each Deployment to roll (the image it runs) are
-    read live. A replica whose watches are still catching up (a leader that was paused, a slow cache) would
+    state? The project (its spec's generation, and the image its status names, against `old`) and each Deployment
+    to roll (the image it runs) are read live. A replica whose watches are still catching up (a leader that was paused, a slow cache) would
     otherwise roll sites back to an image an older view of the cluster names. Costs reads only for image rolls."""
     rolls = [c for c in changes if c["kind"] == "Deployment" and key(c) in observed
              and deployed_image(c) != deployed_image(observed[key(c)])]
@@ -97,7 +97,8 @@ async def caches_current(api: Any, project: Obj, changes: list[Obj], observed: d
         return True
     meta = project["metadata"]
     live = await api.get(f"{GROUP}/{VERSION}", "MultiSiteProject", meta["namespace"], meta["name"])
-    if live is None or live["metadata"].get("resourceVersion") != meta.get("resourceVersion"):
+    if (live is None or live["metadata"].get("generation") != meta.get("generation")
+            or (live.get("status") or {}).get("image") != old.get("image")):
         return False
     for dep in rolls:
         now = await api.get(dep["apiVersion"], dep["kind"], meta["namespace"], dep["metadata"]["name"])
