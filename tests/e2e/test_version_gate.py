@@ -164,8 +164,11 @@ def test_a_leader_that_comes_back_with_a_stale_memory_never_rolls_sites_back(clu
         settled_writes(a)
         assert set(images(api_client, namespace).values()) == {NEW}, "v1 code on a v2 schema"
         assert {n: d.metadata.generation for n, d in site_deployments(api_client, namespace).items()} == generations
-        project = get_project(api_client, namespace, "example")
+        project = wait_condition(api_client, namespace, "example", "Ready", "False", timeout=60,
+                                 reason="MigrationFailed")
         assert project["status"]["image"] == NEW
-        assert cond_of(project, "Ready")["reason"] == "MigrationFailed"
+        assert set(images(api_client, namespace).values()) == {NEW}
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\noperator A's log:\n{a.log()[-4000:]}") from None
     finally:
         a.stop()
