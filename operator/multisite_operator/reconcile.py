@@ -167,9 +167,9 @@ class Reconciler:
         memo = (meta["namespace"], meta["name"], meta.get("uid"))
         before = self._written.get(memo)
         if version and meta.get("resourceVersion"):
-            # The versions our writes went through since the cache last showed another writer's: a cache that
-            # delivers any of them lags behind our latest write, not behind someone else's.
-            # In write order, from the one the cache shows (a cache never goes back, so earlier ones are done with).
+            # The versions our writes went through since the cache last showed another writer's, in write order
+            # from the one the cache shows (a cache never goes back): a cache that delivers any of them lags behind
+            # our latest write, not behind someone else's.
             chain = before[1] if before is not None and meta["resourceVersion"] in before[1] else ()
             chain = chain[chain.index(meta["resourceVersion"]):] if chain else (meta["resourceVersion"],)
             self._written[memo] = (status, (*chain, version))
