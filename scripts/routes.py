@@ -101,7 +101,7 @@ def measure(project: dict[str, Any], hosts: list[str], timeout: float, log: Any)
         shared = project["spec"].get("mode", "shared") == "shared"
         tag = "1"
         real_project = real.on_real_runtime(project, tag)
-        db_dir = real.database_dir(work, name, migrated_for=tag if shared else None)
+        db_dir = real.database_dir(work, name, migrated_for=None)  # the operator's migrate Job migrates (both modes)
         core = client.CoreV1Api(api)
         for secret in real.secrets(db_dir, *real.secret_refs(real_project)):
             core.create_namespaced_secret(ns, secret)

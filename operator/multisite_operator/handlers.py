@@ -30,7 +30,8 @@ INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_id
 def slim(body: Any) -> dict[str, Any]:
     """What reconciles read of an object; managedFields and the rest stay out of memory."""
     meta = body.get("metadata", {})
-    keep = ("name", "namespace", "uid", "generation", "labels", "annotations", "ownerReferences", "creationTimestamp")
+    keep = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations", "ownerReferences",
+            "creationTimestamp")  # resourceVersion: the reconciler's status memo is checked against it
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),

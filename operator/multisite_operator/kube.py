@@ -33,6 +33,7 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Service"): ("/api/v1", "services"),
     ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    (f"{GROUP}/{VERSION}", "MultiSiteProject"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
 
@@ -127,13 +128,16 @@ class KubeApi:
             return False
         return True
 
-    def patch_status_sync(self, namespace: str, name: str, status: Obj) -> None:
+    def patch_status_sync(self, namespace: str, name: str, status: Obj) -> str | None:
+        """Write the status; the project's resourceVersion after the write (None: the project is gone)."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         try:
-            self._call(path, "PATCH", body={"status": status}, content_type="application/merge-patch+json")
+            out = self._call(path, "PATCH", body={"status": status}, content_type="application/merge-patch+json")
         except ApiException as exc:
             if exc.status != 404:  # the project was deleted meanwhile: nothing to report on
                 raise
+            return None
+        return ((out or {}).get("metadata") or {}).get("resourceVersion") if isinstance(out, dict) else None
 
     # --- reads --------------------------------------------------------------------------------------------
     def get_sync(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
@@ -228,8 +232,8 @@ class KubeApi:
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         return await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
 
-    async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
-        await asyncio.to_thread(self.patch_status_sync, namespace, name, status)
+    async def patch_status(self, namespace: str, name: str, status: Obj) -> str | None:
+        return await asyncio.to_thread(self.patch_status_sync, namespace, name, status)
 
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:

@@ -258,7 +258,8 @@ class MigrateSpec(JobSpec):
     command: list[str] = Field(
         default_factory=lambda: list(DEFAULT_MIGRATE_COMMAND),
         min_length=1,
-        description="multi-project mode: command of the migration Job run once per image before any site rolls.",
+        description="Command of the migration Job run once per image before any web pod runs it (both modes; "
+        "aldryn-django's own release step runs `python manage.py migrate --noinput`).",
     )
 
 
@@ -315,7 +316,7 @@ class MultiSiteProjectSpec(Model):
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES, description="The project's sites.")
     ingress: IngressSpec = Field(default_factory=IngressSpec, description="Ingress settings.")
     populate: PopulateSpec = Field(default_factory=PopulateSpec, description="shared mode: the populate Job.")
-    migrate: MigrateSpec = Field(default_factory=MigrateSpec, description="multi-project mode: the migration Job.")
+    migrate: MigrateSpec = Field(default_factory=MigrateSpec, description="The migration Job (the version gate).")
 
     @field_validator("test_domain_format")
     @classmethod
@@ -465,7 +466,7 @@ class MultiSiteProjectStatus(Model):
     observed_generation: int | None = Field(None, description="metadata.generation that this status describes.")
     conditions: list[ConditionStatus] = Field(
         default_factory=list,
-        description="Ready, Populated, Progressing, Degraded (and Migrated, VersionSkew in multi-project).")
+        description="Ready, Migrated, Populated (shared), Progressing, Degraded, VersionSkew (multi-project).")
     replicas: int | None = Field(None, description="Ready replicas of the web Deployment(s) (scale subresource).")
     selector: str | None = Field(None, description="Label selector of the project's web pods (scale subresource).")
     site_count: int | None = Field(None, description="Number of sites in the spec.")
@@ -480,5 +481,5 @@ class MultiSiteProjectStatus(Model):
         default_factory=list,
         description="Sites removed from the spec whose rows stay in the database: the operator never deletes "
         "a Django Site, because that cascades into its content.")
-    image: str | None = Field(None, description="The image the project's sites run (multi-project: the last one "
-                              "whose migration succeeded).")
+    image: str | None = Field(None, description="The last image whose migration succeeded: what the project's "
+                              "web pods run or are rolling to.")

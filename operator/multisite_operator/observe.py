@@ -90,6 +90,9 @@ class FailureMessages:
             self._known[memo] = bounded(head, redact(detail, secret_values) if detail else "")
         return self._known[memo]
 
+    def prune_all(self) -> None:
+        self._known.clear()
+
     def prune(self, namespace: str, project: str, jobs: set[str] | None = None) -> None:
         """Forget the project's Jobs that are gone (all of them with jobs=None: the project is gone)."""
         for memo in [m for m in self._known if m[:2] == (namespace, project) and (jobs is None or m[2] not in jobs)]:

@@ -20,7 +20,7 @@ from . import conditions as cond
 from . import limits, metrics, pods
 from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
 from .kube import KubeApi, api_message
-from .modes import Facts, Report, multi, shared, switch
+from .modes import Facts, Report, gate, multi, shared, switch
 from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL
 from .obj import Key, Obj, key
@@ -51,7 +51,8 @@ class Reconciler:
     def __init__(self, api: KubeApi, emit: Emit) -> None:
         self.api = api
         self.emit = emit
-        self._written: dict[tuple[str, str, str], Obj] = {}  # status we last wrote, per project uid
+        # The status we last wrote per project uid, with the project's resourceVersions it is valid for (see _old).
+        self._written: dict[tuple[str, str, str], tuple[Obj, tuple[str, ...]]] = {}
         self.failures = FailureMessages(api.job_failure)
 
     async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None,
@@ -61,7 +62,7 @@ class Reconciler:
         meta = project["metadata"]
         ns, name = meta["namespace"], meta["name"]
         owner = Owner(name=name, namespace=ns, uid=meta.get("uid"))
-        old = self._written.get((ns, name, meta.get("uid"))) or dict(project.get("status") or {})
+        old = self._old(project)
 
         # 1. Parse (once per generation: the controller passes what its cache parsed).
         spec = parsed if parsed is not None else validate(project.get("spec"))
@@ -87,6 +88,8 @@ class Reconciler:
         changes = to_apply(list(plan.desired.values()), observed)
         if taken := await not_owned(self.api, changes, observed, owner.uid):
             return await self._blocked(project, old, R_NOT_OWNED, not_owned_message(taken), retry=30)
+        if not await gate.caches_current(self.api, project, old, changes, observed):
+            return Outcome(status=old, retry_after=1)  # an image roll waits for caches that lag the cluster
         try:
             applied = await apply_all(self.api, changes)
         except ApiException as exc:
@@ -141,12 +144,37 @@ class Reconciler:
         await self._write_status(project, old, status, outcome)
         return outcome
 
+    def _old(self, project: Obj) -> Obj:
+        """The project's last status: the one we wrote while the cache has not caught up with our own writes yet
+        (the project still has a resourceVersion one of our patches replaced or returned since the cache last
+        showed something else); any other resourceVersion means someone else wrote (another leader, a person),
+        and the cluster knows better."""
+        meta = project["metadata"]
+        memo = (meta["namespace"], meta["name"], meta.get("uid"))
+        written = self._written.get(memo)
+        if written is None:
+            return dict(project.get("status") or {})
+        if meta.get("resourceVersion") not in written[1]:
+            del self._written[memo]
+            return dict(project.get("status") or {})
+        return written[0]
+
     async def _write_status(self, project: Obj, old: Obj, status: Obj, outcome: Outcome) -> None:
         meta = project["metadata"]
         if status == old:
             return
-        await self.api.patch_status(meta["namespace"], meta["name"], status)
-        self._written[(meta["namespace"], meta["name"], meta.get("uid"))] = status
+        version = await self.api.patch_status(meta["namespace"], meta["name"], status)
+        memo = (meta["namespace"], meta["name"], meta.get("uid"))
+        before = self._written.get(memo)
+        if version and meta.get("resourceVersion"):
+            # The versions our writes went through since the cache last showed another writer's, in write order
+            # from the one the cache shows (a cache never goes back): a cache that delivers any of them lags behind
+            # our latest write, not behind someone else's.
+            chain = before[1] if before is not None and meta["resourceVersion"] in before[1] else ()
+            chain = chain[chain.index(meta["resourceVersion"]):] if chain else (meta["resourceVersion"],)
+            self._written[memo] = (status, (*chain, version))
+        else:  # no version to check a memo against (the project is gone): remember nothing
+            self._written.pop(memo, None)
         outcome.status_written = True
         outcome.writes += 1
         for change in cond.transitions(old.get("conditions") or [], status["conditions"]):
@@ -180,6 +208,13 @@ class Reconciler:
                       "row and data stay in the database (see status.orphanedSites)")
         for site_id in sorted(before - set(after)):
             self.emit(project, "Normal", "SiteRestored", f"SITE_ID {site_id} is in spec.sites again")
+
+    def forget_all(self) -> None:
+        """Drop everything remembered across reconciles (statuses written, Job failure messages): for the leader
+        election to call when this replica loses or gains leadership, since another replica may have written
+        since. Nothing is lost: every reconcile then reads the cluster's own status and children."""
+        self._written.clear()
+        self.failures.prune_all()
 
     def forget(self, namespace: str, name: str) -> None:
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:

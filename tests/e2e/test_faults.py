@@ -64,7 +64,7 @@ def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_lost
              interval=0.02, message="the operator starts applying")
     operator.kill()
     at_kill = {f"p{i}": len(owned_children(api_client, namespace, f"p{i}")) for i in range(count)}
-    assert any(n < 4 for n in at_kill.values()), f"every project was complete before the kill: {at_kill}"
+    assert any(n < 5 for n in at_kill.values()), f"every project was complete before the kill: {at_kill}"
 
     # A change made while no operator runs must not be lost.
     sites = example_project()["spec"]["sites"] + [FRANCE]
@@ -91,7 +91,9 @@ def test_sigkill_mid_reconcile_then_restart_converges_without_duplicates_or_lost
         wait_for(one_job_each, timeout=60, message="one populate Job per project")
         for i in range(count):
             kinds = sorted(k for k, _ in owned_children(api_client, namespace, f"p{i}"))
-            assert kinds == ["Deployment", "Ingress", "Job", "Service"], (f"p{i}", kinds)
+            # The populate Job (one, checked above) and the migration's, unless a later spec change renamed it
+            # (p0: its image is migrated, so no second migration runs and the old one is pruned).
+            assert [k for k in kinds if k != "Job"] == ["Deployment", "Ingress", "Service"], (f"p{i}", kinds)
         assert_no_traceback(restarted.log())
     assert_no_traceback(operator.log())
     print(f"\nkilled with children per project {sorted(at_kill.values())}; {count} projects converged "

@@ -525,13 +525,18 @@ def test_a_running_migration_is_not_killed_by_a_switch_to_shared(api_client, nam
         [running] = [j for j in jobs(api_client, namespace, "migrate")
                      if j.spec.template.spec.containers[0].image == NEW]
         patch_spec(api_client, namespace, "example", {"mode": "shared"})
-        wait_condition(api_client, namespace, "example", "Ready", "True", timeout=TIMEOUT)
-        wait_for(lambda: not site_deployments(api_client, namespace), timeout=30, message="site Deployments pruned")
-        # The shared mode is serving; the migration writing to the database is let finish, not killed.
+        # The shared mode takes over on the image the database is migrated to; NEW waits for its migration.
+        wait_for(lambda: not site_deployments(api_client, namespace), timeout=TIMEOUT, message="site Deployments pruned")
+        web = deployment(api_client, namespace, "example-web")
+        assert web.spec.template.spec.containers[0].image == OLD and available(web)
+        wait_condition(api_client, namespace, "example", "Ready", "False", timeout=TIMEOUT, reason="Migrating")
+        # The migration writing to the database is let finish, not killed.
         still = client.BatchV1Api(api_client).read_namespaced_job(running.metadata.name, namespace)
         assert still.metadata.uid == running.metadata.uid and still.metadata.deletion_timestamp is None
         release()
-    # Once it has finished it is removed: no Job of the old mode is left.
+    # Once it has succeeded, NEW is migrated: the shared web Deployment rolls to it, and no migration Job is left.
+    wait_condition(api_client, namespace, "example", "Ready", "True", timeout=TIMEOUT)
+    assert deployment(api_client, namespace, "example-web").spec.template.spec.containers[0].image == NEW
     wait_for(lambda: not jobs(api_client, namespace, "migrate"), timeout=TIMEOUT,
              message="the finished migration Job pruned")
 

@@ -93,15 +93,16 @@ def test_metrics_serve_every_named_metric_with_real_values(api_client, namespace
     assert value(samples, "multisite_populate_results_total", result="started") == 1
     assert value(samples, "multisite_populate_results_total", result="succeeded") == 1
     assert value(samples, "multisite_populate_results_total", result="failed") == 0
-    assert value(samples, "multisite_migrate_results_total", result="started") == 0  # shared mode: no migration
+    assert value(samples, "multisite_migrate_results_total", result="started") == 1  # the version gate, shared too
+    assert value(samples, "multisite_migrate_results_total", result="succeeded") == 1
     assert value(samples, "multisite_reconcile_errors_total") == 0
     changed = value(samples, "multisite_reconciles_total", result="changed")
     total = changed + value(samples, "multisite_reconciles_total", result="unchanged")
     assert changed >= 1
     assert value(samples, "multisite_reconcile_duration_seconds_count") == total
     assert value(samples, "multisite_reconcile_duration_seconds_sum") > 0
-    # Service, Deployment, Job, Ingress and at least one status write.
-    assert value(samples, "multisite_api_writes_total") >= 5
+    # Service, Deployment, two Jobs, Ingress and at least one status write.
+    assert value(samples, "multisite_api_writes_total") >= 6
 
     # An event that changes nothing: one more reconcile, and no outcome counted again (transitions only).
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
@@ -120,9 +121,11 @@ def test_events_report_each_decision_once(api_client, namespace, operator):
     create_project(api_client, namespace, example_project())
     project = wait_condition(api_client, namespace, "example", "Ready", "True", timeout=90)
     first_job = jobs(api_client, namespace, "populate")[0].metadata.name
+    [migration] = [j.metadata.name for j in jobs(api_client, namespace, "migrate")]
     seen = wait_for(lambda: (r := reasons(api_client, namespace)).get("Ready") and r, timeout=20,
                     message="the Ready Event")
-    assert seen["PopulateStarted"] == 1 and seen["Succeeded"] == 1 and seen["Ready"] == 1
+    assert seen["MigrationStarted"] == 1 and seen["PopulateStarted"] == 1 and seen["Ready"] == 1
+    assert seen["Succeeded"] == 2  # Migrated=True, then Populated=True
     events = events_for(api_client, namespace, "example")
     started = next(e for e in events if e.reason == "PopulateStarted")
     assert started.type == "Normal" and first_job in started.message and "de, gh, us" in started.message
@@ -142,7 +145,9 @@ def test_events_report_each_decision_once(api_client, namespace, operator):
     orphaned = next(e for e in events if e.reason == "SiteOrphaned")
     assert "gh (SITE_ID 2)" in orphaned.message and "stay in the database" in orphaned.message
     deleted = [e.message for e in events if e.reason == "Deleted"]
-    assert deleted == [f"deleted Job {first_job}: no longer desired by the spec"]
+    # The sites are part of the Jobs' env: the old content's populate Job and its finished migration Job go (the
+    # image is migrated already, so no new migration runs).
+    assert sorted(deleted) == sorted(f"deleted Job {j}: no longer desired by the spec" for j in [first_job, migration])
 
     # Nothing new happens on a no-op event: no Event is repeated.
     before = reasons(api_client, namespace)

@@ -23,8 +23,8 @@ _LOCK = threading.Lock()
 def migrated_database(tag: str, work_dir: Path) -> Path:
     """A sqlite database with the schema of release ``tag`` (migrated once per release and run, then copied).
 
-    Why: in shared mode nothing in the operator migrates (Divio's release step does, before a deploy), so the
-    harness plays that step; in multi-project mode the operator's migrate Job does it and tests start empty.
+    Why: for a project that migrates outside the operator (its migrate command does nothing); by default tests
+    start empty and the operator's migrate Job migrates, in both modes.
     """
     with _LOCK:
         template = _TEMPLATES.get(tag)

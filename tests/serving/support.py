@@ -39,15 +39,14 @@ class ServingHarness:
         """The README's example project on the real runtime (image, IngressClass), with ``spec`` changes."""
         return real.on_real_runtime(example_project(**spec), tag)
 
-    def apply(self, project: dict[str, Any], *, migrated: bool | None = None,
+    def apply(self, project: dict[str, Any], *, migrated: bool = False,
               database_url: str | None = None) -> str:
         """Create the project's Secrets (a fresh sqlite database) and the project; returns its name.
 
-        ``migrated``: start from a migrated database (default in shared mode, where Divio's release step, not the
-        operator, migrates); multi-project starts empty because the operator's migrate Job migrates.
+        ``migrated``: start from a database already migrated for the image (for a project that migrates outside
+        the operator); by default it starts empty, as a new project does, and the operator's migrate Job (both
+        modes) migrates it for real.
         """
-        if migrated is None:
-            migrated = project["spec"].get("mode", "shared") == "shared"
         name = project["metadata"]["name"]
         tag = project["spec"]["image"].rpartition(":")[2]
         if tag == "broken-settings":  # its settings cannot load, so nothing can migrate with it; schema of release 1

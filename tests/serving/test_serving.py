@@ -76,8 +76,8 @@ def test_shared_adding_a_site_makes_its_domain_answer(harness: ServingHarness,
     patch_spec(harness.api, harness.namespace, name, {"sites": sites})
     seconds = harness.until_site("fr.example-stage.eu.aldryn.io", 4, timeout=300)
     _report(capsys, f"shared mode, a site added by editing the resource answered with its own site in {seconds:.1f} s")
-    for host, site in TEST_HOSTS.items():
-        assert site_of(harness.traefik.request(host)) == site, host
+    for host, site in TEST_HOSTS.items():  # the roll may still be retiring old pods: wait for each answer
+        harness.until_site(host, site, timeout=60)
 
 
 def test_shared_switching_environment_swaps_what_answers(harness: ServingHarness,
@@ -100,6 +100,9 @@ def _failing_populate(h: ServingHarness, secret: str) -> str:
     """The example on a database nothing listens for: the real populate command fails (backoffLimit 0)."""
     project = h.example()
     project["spec"]["populate"] = {"backoffLimit": 0}
+    # The version gate would stop at the migration (same database, same error): this project migrates elsewhere
+    # (a migrate command that does nothing), so what fails for real is the populate Job.
+    project["spec"]["migrate"] = {"command": ["python", "-c", "pass"]}
     name = h.apply(project, database_url=f"postgres://example:{secret}@127.0.0.1:1/example")
     got = wait_condition(h.api, h.namespace, name, "Populated", "False", timeout=300)
     assert secret not in str(got["status"])
@@ -119,7 +122,12 @@ def test_populate_failure_message_names_the_real_error(runtime_harness: ServingH
 
 
 def test_web_process_exiting_at_startup_shows_a_crash_loop(runtime_harness: ServingHarness) -> None:
-    name = runtime_harness.apply(runtime_harness.example(tag="broken-settings"))
+    # The version gate stops a release whose settings cannot load at its migration (and populate), before any web
+    # pod runs it; a start-up crash of the web process alone is what this test is about, so this project
+    # migrates elsewhere and has no populate step.
+    name = runtime_harness.apply(runtime_harness.example(tag="broken-settings", migrate={"command": ["python", "-c",
+                                                                                                 "pass"]},
+                                                         populate={"enabled": False}), migrated=True)
 
     def crash_looping() -> client.V1ContainerStatus | None:
         for pod in runtime_harness.pods(f"multisite.dev/project={name},app.kubernetes.io/component=web"):
@@ -148,6 +156,23 @@ def test_web_process_exiting_at_startup_shows_a_crash_loop(runtime_harness: Serv
     patch_spec(runtime_harness.api, runtime_harness.namespace, name,
                {"image": runtime_harness.example(tag="1")["spec"]["image"]})
     runtime_harness.wait_ready(name, timeout=400)
+
+
+def test_a_fresh_shared_project_answers_only_after_the_operators_migration_ran(harness: ServingHarness) -> None:
+    """Issue 13 item 6: an empty database; the operator's migrate Job (the real `manage.py migrate`) runs first,
+    then populate, then the web Deployment: every test domain then answers with its site."""
+    name = harness.apply(harness.example())
+    assert not harness.database(name).exists() or harness.database(name).stat().st_size == 0
+    harness.wait_ready(name, timeout=400)
+    batch, apps = client.BatchV1Api(harness.api), client.AppsV1Api(harness.api)
+    [migrate] = batch.list_namespaced_job(harness.namespace, label_selector=(
+        f"multisite.dev/project={name},app.kubernetes.io/component=migrate")).items
+    web = apps.read_namespaced_deployment(f"{name}-web", harness.namespace)
+    assert migrate.status.succeeded == 1 and migrate.status.completion_time <= web.metadata.creation_timestamp
+    with sqlite3.connect(harness.database(name)) as db:
+        assert db.execute("select count(*) from django_migrations").fetchone()[0] > 0, "migrated by the Job"
+    for host, site in TEST_HOSTS.items():
+        assert site_of(harness.traefik.request(host)) == site, host
 
 
 # ----------------------------------------------------------------------------------------------- multi-project mode

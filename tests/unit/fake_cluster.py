@@ -31,7 +31,8 @@ def example(name: str = "example-shared") -> Obj:
     """The example project as the API server would hand it to the operator."""
     docs = [d for d in yaml.safe_load_all((ROOT / "examples" / f"{name}.yaml").read_text()) if d]
     project = copy.deepcopy(next(d for d in docs if d["kind"] == "MultiSiteProject"))
-    project["metadata"].update(namespace="shop", uid="uid-1", generation=1, creationTimestamp="2026-01-01T00:00:00Z")
+    project["metadata"].update(namespace="shop", uid="uid-1", generation=1, creationTimestamp="2026-01-01T00:00:00Z",
+                               resourceVersion="1")
     project["status"] = {}
     return project
 
@@ -68,17 +69,26 @@ class FakeCluster:
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
         self.reads.append((kind, name))
+        if kind == "MultiSiteProject":
+            return copy.deepcopy(self.project) if name == self.project["metadata"]["name"] else None
         return copy.deepcopy(self.objects.get((kind, name)))
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         self.objects.pop((kind, name), None)
         self.writes.append(("delete", kind, name))
 
-    async def patch_status(self, namespace: str, name: str, status: Obj) -> None:
+    async def patch_status(self, namespace: str, name: str, status: Obj) -> str:
         # Every status the reconciler writes must fit the generated CRD schema's models: no field kept only by luck.
         MultiSiteProjectStatus.model_validate(status)
         self.project["status"] = copy.deepcopy(status)
         self.writes.append(("status", "MultiSiteProject", name))
+        return self.bump()
+
+    def bump(self) -> str:
+        """A write to the project (its status, or its spec): a new resourceVersion, as etcd gives one."""
+        meta = self.project["metadata"]
+        meta["resourceVersion"] = str(int(meta.get("resourceVersion") or 0) + 1)
+        return meta["resourceVersion"]
 
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
@@ -136,6 +146,16 @@ class FakeCluster:
     def edit_spec(self, **changes: Any) -> None:
         self.project["spec"].update(changes)
         self.project["metadata"]["generation"] += 1
+        self.bump()
+
+    def migrate(self, reconciler: Any, ok: bool = True, message: str = "") -> None:
+        """Past the version gate: reconcile, let the migration Job for spec.image finish, reconcile again."""
+        reconcile(reconciler, self)
+        job = next(n for n in self.named("Job", f"{self.project['metadata']['name']}-migrate-")
+                   if self.objects[("Job", n)]["metadata"]["annotations"].get("multisite.dev/image")
+                   == self.project["spec"]["image"])
+        self.finish(job, ok, message)
+        reconcile(reconciler, self)
 
     def condition(self, type_: str) -> Obj:
         return next(c for c in self.project["status"].get("conditions") or [] if c["type"] == type_)

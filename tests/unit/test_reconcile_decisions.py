@@ -6,6 +6,9 @@ broken decision fails a unit test with the step that broke it. The fake plays th
 
 from __future__ import annotations
 
+import asyncio
+import copy
+
 import pytest
 
 from fake_cluster import FakeCluster, example, reconcile
@@ -19,33 +22,74 @@ def setup(name: str = "example-shared") -> tuple[FakeCluster, Reconciler]:
     return cluster, Reconciler(cluster, cluster.emit)
 
 
+def ready_shared() -> tuple[FakeCluster, Reconciler]:
+    cluster, r = setup()
+    cluster.migrate(r)
+    finish_all(cluster)
+    reconcile(r, cluster)
+    cluster.roll_out()
+    reconcile(r, cluster)
+    assert cluster.ready() == ("True", "Ready")
+    return cluster, r
+
+
+def finish_all(cluster: FakeCluster) -> None:
+    for job in cluster.named("Job"):
+        if not cluster.objects[("Job", job)].get("status"):
+            cluster.finish(job)
+
+
+def web_image(cluster: FakeCluster) -> str:
+    return cluster.objects[("Deployment", "example-web")]["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
 def kinds(writes: list[tuple[str, str, str]], verb: str = "apply") -> list[str]:
     return sorted(k for v, k, _ in writes if v == verb)
 
 
 # --- shared mode -----------------------------------------------------------------------------------------------------
-def test_shared_new_project_applies_every_child_once_and_reports_rolling_out():
+def test_shared_new_project_migrates_then_populates_then_creates_the_web_deployment():
     cluster, r = setup()
     out = reconcile(r, cluster)
-    assert kinds(cluster.writes) == ["Deployment", "Ingress", "Job", "Service"]
-    # Services before workloads, workloads before the Ingress that routes to them.
+    assert kinds(cluster.writes) == ["Ingress", "Job", "Service"]
     applied = [k for v, k, _ in cluster.writes if v == "apply"]
-    assert applied.index("Service") < applied.index("Deployment") < applied.index("Ingress")
-    assert out.writes == 5 and out.status_written
-    assert cluster.ready() == ("False", "RollingOut")
-    assert cluster.condition("Populated")["status"] == "Unknown"
+    assert applied.index("Service") < applied.index("Ingress")
+    assert cluster.named("Deployment") == [], "no pod serves a database without its schema"
+    [migrate] = cluster.named("Job")
+    assert migrate.startswith("example-migrate-") and out.writes == 4 and out.status_written
+    command = cluster.objects[("Job", migrate)]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command == ["python", "manage.py", "migrate", "--noinput"]
+    assert cluster.ready() == ("False", "Migrating")
+    assert (cluster.condition("Migrated")["status"], cluster.condition("Migrated")["reason"]) == ("Unknown", "Migrating")
+    assert cluster.condition("Populated")["reason"] == "Waiting"
     assert cluster.condition("Progressing")["status"] == "True"
+    assert ("Normal", "MigrationStarted") in [(t, r) for t, r, _ in cluster.events]
+    cluster.finish(migrate)
+    reconcile(r, cluster)
+    assert cluster.named("Deployment") == [], "the sites' rows first"
+    [populate] = cluster.named("Job", "example-populate-")
+    assert cluster.objects[("Job", populate)]["metadata"]["annotations"]["multisite.dev/image"] == OLD
+    assert cluster.condition("Migrated")["status"] == "True"
+    assert cluster.ready() == ("False", "Populating")
     assert ("Normal", "PopulateStarted") in [(t, r) for t, r, _ in cluster.events]
+    cluster.finish(populate)
+    reconcile(r, cluster)
+    assert cluster.named("Deployment") == ["example-web"]
+    assert cluster.ready() == ("False", "RollingOut")
+    cluster.roll_out()
+    reconcile(r, cluster)
+    assert cluster.ready() == ("True", "Ready")
+    assert cluster.project["status"]["image"] == OLD
 
 
 def test_shared_is_ready_only_when_rolled_out_and_populated_then_idle_writes_nothing():
     cluster, r = setup()
-    reconcile(r, cluster)
-    cluster.roll_out()
-    reconcile(r, cluster)
-    assert cluster.ready() == ("False", "Populating")
-    [job] = cluster.named("Job")
+    cluster.migrate(r)
+    [job] = cluster.named("Job", "example-populate-")
     cluster.finish(job)
+    reconcile(r, cluster)
+    assert cluster.ready() == ("False", "RollingOut")
+    cluster.roll_out()
     reconcile(r, cluster)
     assert cluster.ready() == ("True", "Ready")
     assert cluster.condition("Populated")["reason"] == "Succeeded"
@@ -55,20 +99,77 @@ def test_shared_is_ready_only_when_rolled_out_and_populated_then_idle_writes_not
     assert out.writes == 0 and cluster.writes == []
 
 
-def test_shared_hand_edit_is_put_back_alone():
-    cluster, r = setup()
+def test_shared_new_image_migrates_then_populates_with_it_then_rolls():
+    cluster, r = ready_shared()
+    cluster.edit_spec(image=NEW)
     reconcile(r, cluster)
+    assert web_image(cluster) == OLD and kinds(cluster.writes) == ["Job"], "only the migration starts"
+    assert cluster.ready() == ("False", "Migrating")
+    [migrate] = [j for j in cluster.named("Job", "example-migrate-") if not cluster.objects[("Job", j)]["status"]]
+    cluster.finish(migrate)
+    reconcile(r, cluster)
+    assert web_image(cluster) == OLD, "the new image serves only once its sites' rows are written"
+    [populate] = [j for j in cluster.named("Job", "example-populate-") if not cluster.objects[("Job", j)]["status"]]
+    assert cluster.objects[("Job", populate)]["spec"]["template"]["spec"]["containers"][0]["image"] == NEW
+    assert cluster.ready() == ("False", "Populating")
+    cluster.finish(populate)
+    reconcile(r, cluster)
+    assert web_image(cluster) == NEW
+    cluster.roll_out()
+    reconcile(r, cluster)
+    assert cluster.ready() == ("True", "Ready") and cluster.project["status"]["image"] == NEW
+    assert reconcile(r, cluster).writes == 0
+
+
+def test_shared_failed_migration_keeps_the_old_pods_and_says_why_without_secrets():
+    cluster, r = ready_shared()
+    cluster.edit_spec(image=NEW)
+    reconcile(r, cluster)
+    [migrate] = [j for j in cluster.named("Job", "example-migrate-") if not cluster.objects[("Job", j)]["status"]]
+    cluster.finish(migrate, ok=False, message="django.db.utils.ProgrammingError at "
+                   "postgres://example:s3cr3t-pw@db:5432/example: column exists")
+    reconcile(r, cluster)
+    assert web_image(cluster) == OLD and not cluster.named("Job", "example-populate-") == []
+    assert all(cluster.objects[("Job", j)]["metadata"]["annotations"]["multisite.dev/image"] == OLD
+               for j in cluster.named("Job", "example-populate-")), "nothing populates with the failed image"
+    migrated = cluster.condition("Migrated")
+    assert (migrated["status"], migrated["reason"]) == ("False", "Failed")
+    assert "column exists" in migrated["message"] and "s3cr3t-pw" not in str(cluster.project["status"])
+    assert cluster.ready() == ("False", "MigrationFailed")
+    assert cluster.condition("Degraded")["status"] == "True"
+    assert ("Warning", "Failed") in [(t, r) for t, r, _ in cluster.events]
+    assert not any("s3cr3t-pw" in m for _, _, m in cluster.events)
+    assert reconcile(r, cluster).writes == 0
+    cluster.edit_spec(image=FIXED)  # a fixed image recovers by itself
+    reconcile(r, cluster)
+    finish_all(cluster)
+    reconcile(r, cluster)
+    finish_all(cluster)
+    reconcile(r, cluster)
+    assert web_image(cluster) == FIXED
+
+
+def test_shared_first_migration_failing_creates_no_web_deployment():
+    cluster, r = setup()
+    cluster.migrate(r, ok=False, message="no such table: django_site")
+    assert cluster.named("Deployment") == [] and cluster.named("Job", "example-populate-") == []
+    assert cluster.ready() == ("False", "MigrationFailed")
+    assert "no web Deployment" in cluster.condition("Ready")["message"]
+    assert "no such table" in cluster.condition("Migrated")["message"]
+
+
+def test_shared_hand_edit_is_put_back_alone():
+    cluster, r = ready_shared()
     cluster.objects[("Deployment", "example-web")]["spec"]["replicas"] = 7
     reconcile(r, cluster)
-    assert cluster.writes == [("apply", "Deployment", "example-web")]
+    assert [w for w in cluster.writes if w[0] != "status"] == [("apply", "Deployment", "example-web")]
     assert cluster.objects[("Deployment", "example-web")]["spec"]["replicas"] == 2
 
 
 def test_shared_populate_failure_is_reported_without_secret_values():
     cluster, r = setup()
-    reconcile(r, cluster)
-    cluster.roll_out()
-    [job] = cluster.named("Job")
+    cluster.migrate(r)
+    [job] = cluster.named("Job", "example-populate-")
     cluster.finish(job, ok=False, message="could not connect to postgres://example:s3cr3t-pw@db:5432/example")
     reconcile(r, cluster)
     assert cluster.ready() == ("False", "PopulateFailed")
@@ -80,26 +181,23 @@ def test_shared_populate_failure_is_reported_without_secret_values():
 
 
 def test_shared_removed_site_is_orphaned_never_forgotten():
-    cluster, r = setup()
-    reconcile(r, cluster)
-    cluster.roll_out()
-    cluster.finish(cluster.named("Job")[0])
-    reconcile(r, cluster)
+    cluster, r = ready_shared()
     cluster.edit_spec(sites=cluster.project["spec"]["sites"][:2])
     reconcile(r, cluster)
     assert cluster.project["status"]["orphanedSites"] == [{"slug": "us", "id": 3}]
     assert ("Normal", "SiteOrphaned") in [(t, r) for t, r, _ in cluster.events]
-    assert len(cluster.named("Job")) == 1, "the finished populate Job of the old content is pruned"
+    assert len(cluster.named("Job", "example-populate-")) == 1, "the finished populate Job of the old content is pruned"
 
 
 def test_image_pull_failure_replaces_rolling_out_but_never_a_ready_project():
     cluster, r = setup()
+    cluster.migrate(r)
+    finish_all(cluster)
     reconcile(r, cluster)
     reconcile(r, cluster, image_problems=["image x cannot be pulled by 2 pod(s): not found"])
     assert cluster.ready() == ("False", "ImagePullFailed")
     assert cluster.condition("Degraded")["reason"] == "ImagePullFailed"
     cluster.roll_out()
-    cluster.finish(cluster.named("Job")[0])
     reconcile(r, cluster, image_problems=["image x cannot be pulled by 1 pod(s): not found"])
     assert cluster.ready() == ("True", "Ready")
 
@@ -126,14 +224,15 @@ def test_blocked_project_writes_only_its_status(case, reason, retry):
 
 def test_blocked_keeps_the_other_conditions_and_recovers():
     cluster, r = setup()
-    reconcile(r, cluster)
+    cluster.migrate(r)
     cluster.secrets.pop(("example-db", "DATABASE_URL"))
     reconcile(r, cluster)
     assert cluster.ready() == ("False", "SecretMissing")
     assert cluster.condition("Populated")["status"] == "Unknown", "kept from before"
     cluster.secrets[("example-db", "DATABASE_URL")] = "postgres://x:y@db/x"
+    finish_all(cluster)
+    reconcile(r, cluster)
     cluster.roll_out()
-    cluster.finish(cluster.named("Job")[0])
     reconcile(r, cluster)
     assert cluster.ready() == ("True", "Ready")
 
@@ -223,18 +322,15 @@ def test_multi_running_migration_is_never_killed_and_a_newer_one_waits():
 
 # --- switching modes ---------------------------------------------------------------------------------------------------
 def test_switch_shared_to_multi_keeps_the_old_workloads_serving_until_the_new_are_available():
-    cluster, r = setup()
-    reconcile(r, cluster)
-    cluster.roll_out()
-    cluster.finish(cluster.named("Job")[0])
-    reconcile(r, cluster)
+    cluster, r = ready_shared()
     ingress_before = cluster.objects[("Ingress", "example")]["spec"]
     cluster.edit_spec(mode="multi-project")
     reconcile(r, cluster)
     assert ("Deployment", "example-web") in cluster.objects
     assert cluster.objects[("Ingress", "example")]["spec"] == ingress_before, "routes stay on the old mode"
     assert cluster.ready() == ("False", "SwitchingMode")
-    assert not cluster.named("Job", "example-migrate-"), "a switch runs no migration"
+    assert kinds(cluster.writes) == ["Deployment", "Deployment", "Deployment", "Service", "Service", "Service"], \
+        "a switch runs no migration"
     cluster.roll_out(*cluster.named("Deployment", "example-site-"))
     reconcile(r, cluster)
     assert ("Deployment", "example-web") not in cluster.objects and ("Service", "example-web") not in cluster.objects
@@ -246,8 +342,8 @@ def test_switch_shared_to_multi_keeps_the_old_workloads_serving_until_the_new_ar
 
 def test_switch_lets_a_running_populate_job_finish():
     cluster, r = setup()
-    reconcile(r, cluster)
-    [job] = cluster.named("Job")
+    cluster.migrate(r)
+    [job] = cluster.named("Job", "example-populate-")
     cluster.edit_spec(mode="multi-project")
     reconcile(r, cluster)
     assert ("Job", job) in cluster.objects
@@ -269,16 +365,15 @@ def test_switch_keeps_a_failure_reason_during_handover():
 
 def test_failure_messages_are_read_once_and_forgotten_with_their_job():
     cluster, r = setup()
-    reconcile(r, cluster)
-    cluster.roll_out()
-    [job] = cluster.named("Job")
+    cluster.migrate(r)
+    [job] = cluster.named("Job", "example-populate-")
     cluster.finish(job, ok=False, message="boom")
     reconcile(r, cluster)
     cluster.job_logs[job] = "changed later"
     reconcile(r, cluster)
     assert "boom" in cluster.condition("Populated")["message"], "read once: status does not flap"
     assert r.failures._known
-    cluster.edit_spec(image=NEW)
+    cluster.edit_spec(sites=cluster.project["spec"]["sites"][:2])
     reconcile(r, cluster)
     assert all(memo[2] != job for memo in r.failures._known), "the pruned Job's message is forgotten"
 
@@ -289,20 +384,6 @@ CRASH = ("django.core.exceptions.ImproperlyConfigured: could not connect to "
 FIXED = "registry.example.com/example/web:1.1.1"
 
 
-def ready_shared() -> tuple[FakeCluster, Reconciler]:
-    cluster, r = setup()
-    reconcile(r, cluster)
-    cluster.roll_out()
-    cluster.finish(cluster.named("Job")[0])
-    reconcile(r, cluster)
-    assert cluster.ready() == ("True", "Ready")
-    return cluster, r
-
-
-def finish_all(cluster: FakeCluster) -> None:
-    for job in cluster.named("Job"):
-        if not cluster.objects[("Job", job)].get("status"):
-            cluster.finish(job)
 
 
 def test_shared_web_process_crashing_at_start_is_reported_with_its_redacted_output_and_recovers():
@@ -311,7 +392,9 @@ def test_shared_web_process_crashing_at_start_is_reported_with_its_redacted_outp
     old_template = cluster.objects[("Deployment", web)]["spec"]["template"]
     cluster.edit_spec(image=NEW)
     reconcile(r, cluster)
-    finish_all(cluster)
+    finish_all(cluster)  # the migration
+    reconcile(r, cluster)
+    finish_all(cluster)  # the populate Job
     reconcile(r, cluster)
     crashing = cluster.pod(web, output=CRASH, rs_hash="new1")
     serving = cluster.pod(web, template=old_template, rs_hash="old1")  # the old ReplicaSet keeps serving
@@ -332,6 +415,9 @@ def test_shared_web_process_crashing_at_start_is_reported_with_its_redacted_outp
     reconcile(r, cluster, pods=[crashing, serving])
     finish_all(cluster)
     reconcile(r, cluster, pods=[crashing, serving])
+    finish_all(cluster)
+    reconcile(r, cluster, pods=[crashing, serving])  # the web Deployment rolls to the fixed image
+    reconcile(r, cluster, pods=[crashing, serving])  # its event: the crashing pods run a replaced template
     assert cluster.ready()[1] != "CrashLoop"
     cluster.roll_out()
     reconcile(r, cluster, pods=[crashing, cluster.pod(web, rs_hash="fix1")])
@@ -358,3 +444,107 @@ def test_multi_crash_of_a_site_is_reported_and_an_old_crashing_pod_is_not():
     cluster.roll_out()
     reconcile(r, cluster, pods=[old_crash])
     assert cluster.ready() == ("True", "Ready")
+
+
+# --- a leader that comes back with stale memory (issue 14 item 1) -----------------------------------------------------
+V3 = "registry.example.com/example/web:1.2.0"
+
+
+def site_images(cluster: FakeCluster) -> dict[str, str]:
+    return {n: cluster.objects[("Deployment", n)]["spec"]["template"]["spec"]["containers"][0]["image"]
+            for n in cluster.named("Deployment")}
+
+
+def b_rolls_to_new_then_v3_fails(cluster: FakeCluster) -> None:
+    """Replica B, while A is paused: v1 -> v2 (migration succeeded, its Job pruned later), then v3's fails."""
+    b = Reconciler(cluster, cluster.emit)
+    cluster.edit_spec(image=NEW)
+    reconcile(b, cluster)
+    finish_all(cluster)
+    reconcile(b, cluster)
+    cluster.roll_out()
+    reconcile(b, cluster)
+    cluster.edit_spec(image=V3)
+    reconcile(b, cluster)
+    [v3] = [j for j in cluster.named("Job") if not cluster.objects[("Job", j)]["status"]]
+    cluster.finish(v3, ok=False, message="migration 0042 failed")
+    reconcile(b, cluster)
+    assert set(site_images(cluster).values()) == {NEW}
+    assert cluster.named("Job") == [v3], "v2's migration Job is pruned: only the Deployments show v2 ran"
+
+
+def test_a_returning_leader_with_stale_memory_never_rolls_sites_back():
+    cluster, a = ready_multi()  # A remembers the status it wrote: sites on v1
+    b_rolls_to_new_then_v3_fails(cluster)
+    before = site_images(cluster)
+    reconcile(a, cluster)  # A is the leader again
+    assert site_images(cluster) == before, "v1 code on a v2 schema"
+    assert not [w for w in cluster.writes if w[0] == "apply" and w[1] == "Deployment"]
+    assert cluster.project["status"]["image"] == NEW
+    assert cluster.ready() == ("False", "MigrationFailed")
+
+
+def test_sites_never_roll_back_to_an_older_image_named_by_a_stale_status():
+    """Even the cluster's own status may lag the Deployments (a status write lost with its leader): what the
+    Deployments run wins over any image but spec.image."""
+    cluster, _ = ready_multi()
+    b_rolls_to_new_then_v3_fails(cluster)
+    cluster.project["status"]["image"] = OLD
+    cluster.bump()
+    before = site_images(cluster)
+    reconcile(Reconciler(cluster, cluster.emit), cluster)
+    assert site_images(cluster) == before
+    assert not [w for w in cluster.writes if w[0] == "apply" and w[1] == "Deployment"]
+
+
+def test_the_memory_of_our_own_write_serves_only_until_the_cache_catches_up_and_can_be_dropped():
+    cluster, r = ready_multi()
+    cluster.edit_spec(image=NEW)
+    stale = copy.deepcopy(cluster.project)  # the cache's copy, from before our status write
+    asyncio.run(r.reconcile(copy.deepcopy(stale), cluster.children()))
+    events = len(cluster.events)
+    cluster.writes.clear()
+    asyncio.run(r.reconcile(copy.deepcopy(stale), cluster.children()))  # the cache has not caught up yet
+    assert [w for w in cluster.writes if w[0] == "status"] == [] and len(cluster.events) == events, \
+        "our own write is remembered: no second write, no repeated Event"
+    r.forget_all()
+    assert not r._written and not r.failures._known
+
+
+def test_a_cache_delivering_our_earlier_write_after_a_later_one_repeats_no_event():
+    """Two writes in a row while the cache lags: the cache then shows the first of them. That is our own write, not
+    someone else's: the memory of the latest one holds, so no condition change is announced twice."""
+    cluster, r = setup("example-multi-project")
+    first = copy.deepcopy(cluster.project)  # rv 1
+    asyncio.run(r.reconcile(copy.deepcopy(first), cluster.children()))  # writes status: rv 2
+    after_first = copy.deepcopy(cluster.project)
+    cluster.finish(cluster.named("Job")[0], ok=False, message="boom")
+    asyncio.run(r.reconcile(copy.deepcopy(first), cluster.children()))  # the cache still at rv 1: writes rv 3
+    assert cluster.project["metadata"]["resourceVersion"] == "3"
+    events = len(cluster.events)
+    cluster.writes.clear()
+    asyncio.run(r.reconcile(copy.deepcopy(after_first), cluster.children()))  # the cache delivers rv 2
+    assert len(cluster.events) == events, cluster.events[events:]
+    assert [w for w in cluster.writes if w[0] == "status"] == []
+
+
+def test_an_image_roll_waits_for_caches_that_lag_the_cluster():
+    """The decision to roll is checked against the live project and Deployments: a lagging cache rolls nothing."""
+    cluster, r = ready_multi()
+    cluster.edit_spec(image=NEW)
+    reconcile(r, cluster)
+    [new_job] = [j for j in cluster.named("Job") if not cluster.objects[("Job", j)]["status"]]
+    cluster.finish(new_job)
+    lagging = copy.deepcopy(cluster.project)
+    cluster.edit_spec(replicas=3)  # someone else wrote the project since the cache's copy
+    cluster.writes.clear()
+    out = asyncio.run(r.reconcile(lagging, cluster.children()))
+    assert images(cluster) == {OLD} and cluster.writes == [] and out.retry_after == 1
+    stale_children = cluster.children()
+    cluster.objects[("Deployment", "example-site-de")]["metadata"]["annotations"]["multisite.dev/image"] = V3
+    out = asyncio.run(r.reconcile(copy.deepcopy(cluster.project), stale_children))  # the Deployments' cache lags
+    assert images(cluster) == {OLD} and cluster.writes == [] and out.retry_after == 1
+    del cluster.objects[("Deployment", "example-site-de")]["metadata"]["annotations"]["multisite.dev/image"]
+    cluster.objects[("Deployment", "example-site-de")]["metadata"]["annotations"]["multisite.dev/image"] = OLD
+    reconcile(r, cluster)  # caches current: the roll goes ahead
+    assert images(cluster) == {NEW}

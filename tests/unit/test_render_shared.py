@@ -20,7 +20,7 @@ def env(dep: dict[str, Any]) -> dict[str, Any]:
 
 def test_children_are_owned_labelled_and_in_the_namespace(spec):
     objs = render_children(spec, OWNER)
-    assert sorted(o["kind"] for o in objs) == ["Deployment", "Ingress", "Job", "Service"]
+    assert sorted(o["kind"] for o in objs) == ["Deployment", "Ingress", "Job", "Job", "Service"]
     for o in objs:
         assert o["metadata"]["namespace"] == "shop"
         assert o["metadata"]["ownerReferences"][0]["uid"] == "0000-1111"

@@ -21,9 +21,8 @@ def setup(name: str = "example-shared") -> tuple[FakeCluster, Reconciler]:
 
 
 def failed_populate(cluster: FakeCluster, r: Reconciler, output: str) -> str:
-    reconcile(r, cluster)
-    cluster.roll_out()
-    [job] = cluster.named("Job")
+    cluster.migrate(r)
+    [job] = cluster.named("Job", "example-populate-")
     cluster.finish(job, ok=False, message=output)
     reconcile(r, cluster)
     return job
@@ -55,11 +54,14 @@ def test_fixing_spec_env_after_a_failed_populate_starts_a_new_job():
     cluster.edit_spec(env=[{"name": "DJANGO_SETTINGS_MODULE", "value": "settings"}])
     seen = len(cluster.events)
     reconcile(r, cluster)
-    [new] = [j for j in cluster.named("Job") if j != old]
+    [new] = [j for j in cluster.named("Job", "example-populate-") if j != old]
     assert ("apply", "Job", new) in cluster.writes
     assert ("Normal", "PopulateStarted") in [(t, reason) for t, reason, _ in cluster.events[seen:]]
-    cluster.roll_out()
+    assert not [w for w in cluster.writes if w[:2] == ("apply", "Job") and "-migrate-" in w[2]], \
+        "the image is migrated already: no new migration for an env change"
     cluster.finish(new)
+    reconcile(r, cluster)
+    cluster.roll_out()
     reconcile(r, cluster)
     assert cluster.ready() == ("True", "Ready")
     assert cluster.named("Job") == [new], "the failed Job of the old content is pruned"
@@ -67,8 +69,8 @@ def test_fixing_spec_env_after_a_failed_populate_starts_a_new_job():
 
 def test_any_change_to_what_the_job_pod_runs_with_renames_it():
     cluster, r = setup()
-    reconcile(r, cluster)
-    [first] = cluster.named("Job")
+    cluster.migrate(r)
+    [first] = cluster.named("Job", "example-populate-")
     for change in ({"envFrom": [{"secretRef": {"name": "extra"}}]}, {"resources": {"limits": {"memory": "1Gi"}}},
                    {"serviceAccountName": "populator"}):
         cluster.edit_spec(**change)
@@ -83,10 +85,11 @@ def test_a_populate_job_deleted_by_hand_runs_again_for_the_same_content():
     """Decision (README): populate is idempotent, so a Job deleted by hand is created again; that is how a user
     re-runs it. With the Job in place, nothing is applied again."""
     cluster, r = setup()
+    cluster.migrate(r)
+    [job] = cluster.named("Job", "example-populate-")
+    cluster.finish(job)
     reconcile(r, cluster)
     cluster.roll_out()
-    [job] = cluster.named("Job")
-    cluster.finish(job)
     reconcile(r, cluster)
     assert reconcile(r, cluster).writes == 0
     del cluster.objects[("Job", job)]

@@ -22,7 +22,8 @@ class Plan:
 
     desired: Desired
     jobs: Desired
-    site_image: str | None = None  # multi-project: the image sites run; None before the first migration
+    site_image: str | None = None  # the image the workloads run; None before the first migration (and populate)
+    migrated: str | None = None  # the image the database is migrated to (modes/gate.py); None: nothing yet
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The multi-project mode's version gate: one migration Job per image, and only then do the sites roll.
+"""The multi-project mode: one Deployment per site, rolled to an image only once it is migrated (modes/gate.py).
 
 Every site runs as its own Deployment on one shared database, so they must never run code of different schema
 versions for long: spec.image is migrated first (one Job), and the sites move to it only once that succeeded.
@@ -10,44 +10,23 @@ from __future__ import annotations
 from .. import conditions as cond
 from ..models import MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL, PROJECT_LABEL, site_name
-from ..obj import Key, Obj, key
-from ..observe import FAILED, RUNNING, deployed_image, deployment_ready, job_state, ready_replicas
+from ..obj import Key, Obj
+from ..observe import deployed_image, deployment_ready, ready_replicas
 from ..render import Owner, render, render_jobs
-from . import Facts, Plan, Report, listed
-
-
-def running_migration(child: Obj) -> bool:
-    labels = child["metadata"].get("labels") or {}
-    return child["kind"] == "Job" and labels.get(COMPONENT_LABEL) == "migrate" and job_state(child) == RUNNING
-
-
-def rolled_image(spec: MultiSiteProjectSpec, migrate: Obj, old: Obj, observed: dict[Key, Obj]) -> str | None:
-    """The image every site runs: spec.image once its migration succeeded, else the last rolled one."""
-    if job_state(observed.get(key(migrate))) == "succeeded":
-        return spec.image
-    if old.get("image"):
-        return old["image"]
-    images = [deployed_image(c) for k, c in observed.items() if k[0] == "Deployment" and deployed_image(c)]
-    return max(set(images), key=images.count) if images else None
+from . import Facts, Plan, Report, gate, listed
 
 
 def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj]) -> Plan:
     jobs = render_jobs(spec, owner)
-    site_image = rolled_image(spec, jobs["migrate"], old, observed)
+    site_image = gate.migrated_image(spec, jobs["migrate"], old, observed)
     desired = render(spec, owner, site_image, jobs)
-    mkey = key(jobs["migrate"])
-    other_running = [c for k, c in observed.items() if k != mkey and running_migration(c)]
-    if (site_image == spec.image and mkey not in observed) or other_running:
-        # Already migrated (its Job since removed), or an older migration still runs: start nothing new.
-        del desired["migrate"]
-    return Plan(desired=desired, jobs=jobs, site_image=site_image)
+    gate.gate_jobs(desired, jobs["migrate"], site_image, spec, observed)
+    return Plan(desired=desired, jobs=jobs, site_image=site_image, migrated=site_image)
 
 
 async def report(f: Facts) -> Report:
     spec, owner, site_image = f.spec, f.owner, f.plan.site_image
-    mkey = key(f.plan.jobs["migrate"])
-    mjob = f.current.get(mkey)
-    mstate = RUNNING if mkey in f.just_applied else job_state(mjob)
+    mstate = gate.migration_state(f.plan.jobs["migrate"], f.current, f.just_applied)
     served_before = {s.get("slug"): s.get("image") for s in f.old.get("sites") or []}
     all_ready, total_ready, on_spec = True, 0, 0
     runs: dict[str, list[str]] = {}  # image -> slugs serving it
@@ -73,17 +52,9 @@ async def report(f: Facts) -> Report:
         runs.setdefault(served or "nothing yet", []).append(site.slug)
     skew = on_spec < len(spec.sites)
 
-    if site_image == spec.image:
-        migrated = cond.condition(cond.MIGRATED, True, cond.R_SUCCEEDED, f"the database schema matches {spec.image}")
-    elif mstate == FAILED:
-        migrated = cond.condition(cond.MIGRATED, False, cond.R_FAILED, await f.job_message(mjob))  # type: ignore[arg-type]
-    elif mjob is None:
-        migrated = cond.condition(cond.MIGRATED, "Unknown", cond.R_WAITING,
-                                  f"an earlier migration Job runs; {spec.image} migrates after it")
-    else:
-        migrated = cond.condition(cond.MIGRATED, "Unknown", cond.R_MIGRATING,
-                                  f"Job {mkey[1]} migrates the database for {spec.image}")
-    failed = mstate == FAILED and site_image != spec.image
+    migrated = await gate.migrated_condition(spec, f.plan.jobs["migrate"], site_image, mstate, f.current,
+                                             f.job_message)
+    failed = gate.failed(spec, site_image, mstate)
     if skew:
         why = ("its migration failed, so no site rolls to it" if failed
                else "sites roll to it once its migration succeeded" if site_image != spec.image

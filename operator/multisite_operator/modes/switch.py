@@ -13,7 +13,7 @@ from ..models import MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL
 from ..obj import Key, Obj, key
 from ..observe import RUNNING, deployment_ready, job_state
-from .multi import running_migration
+from .gate import running_migration
 
 
 def previous_mode_workloads(spec: MultiSiteProjectSpec, children: list[Obj]) -> list[Obj]:

@@ -19,25 +19,28 @@ __all__ = ["Obj", "Owner", "render", "render_children", "render_jobs", "populate
 Desired = dict[str, Obj]  # role -> object, in apply-friendly order (workloads, Jobs, the Ingress last)
 
 
-def render_jobs(spec: MultiSiteProjectSpec, owner: Owner) -> Desired:
-    """The mode's Job: populate (shared, when enabled) or migrate (multi-project, always: it lets sites move on)."""
-    if spec.mode == "shared":
-        return {"populate": populate_job(spec, owner)} if spec.populate.enabled else {}
-    return {"migrate": migrate_job(spec, owner)}
+def render_jobs(spec: MultiSiteProjectSpec, owner: Owner, image: str | None = None) -> Desired:
+    """The mode's Jobs: migrate (both modes, always: it lets the workloads move to spec.image) and, in the shared
+    mode when enabled, populate, run with `image` (the migrated image; spec.image when None)."""
+    jobs = {"migrate": migrate_job(spec, owner)}
+    if spec.mode == "shared" and spec.populate.enabled:
+        jobs["populate"] = populate_job(spec, owner, image)
+    return jobs
 
 
 def render(spec: MultiSiteProjectSpec, owner: Owner, site_image: str | None = None,
            jobs: Desired | None = None) -> Desired:
     """Every child the project should have, by role.
 
-    multi-project: `site_image` is the image the sites run (the last one whose migration succeeded); None means
-    no migration has succeeded yet, so no site Deployment exists yet. `jobs` are render_jobs' objects when the
+    `site_image` is the image the workloads run (the last one whose migration succeeded). multi-project: None
+    means no migration has succeeded yet, so no site Deployment exists yet; shared: None renders spec.image (the
+    shared mode's plan leaves the web Deployment out itself while nothing is migrated). `jobs` are render_jobs' objects when the
     caller already has them (the reconcile needs the migrate Job's name before it knows the site image).
     """
     jobs = render_jobs(spec, owner) if jobs is None else jobs
     children: Desired = {}
     if spec.mode == "shared":
-        children["web"], children["web-service"] = shared_web(spec, owner)
+        children["web"], children["web-service"] = shared_web(spec, owner, site_image or spec.image)
         routes = [(host, web_name(owner.name)) for site in spec.sites for host in spec.site_domains(site).names()]
     else:
         for site in spec.sites:

@@ -1,4 +1,4 @@
-"""The populate Job (shared mode) and the migration Job (multi-project mode).
+"""The populate Job (shared mode) and the migration Job (both modes: the version gate, modes/gate.py).
 
 Each is named after a hash of its whole rendered Job spec (pod template: image, command, env including spec.env
 and envFrom references, resources, security context, ...; backoff and deadline), so applying the same content
@@ -42,9 +42,11 @@ def _job(
     command: list[str],
     env: list[Obj],
     annotations: dict[str, str],
+    image: str | None = None,
 ) -> Obj:
+    image = image or spec.image
     labels = component_labels(owner.name, kind)
-    c = container(spec, name=kind, image=spec.image, env=stored_form(env), command=command)
+    c = container(spec, name=kind, image=image, env=stored_form(env), command=command)
     job_spec = {
         "backoffLimit": job.backoff_limit,
         "activeDeadlineSeconds": job.active_deadline_seconds,
@@ -55,7 +57,7 @@ def _job(
     }
     # The name hashes everything the pod runs with (Secret references, not their values, which are no part of it).
     digest = content_hash(job_spec)
-    annotations = {CONTENT_HASH: digest, IMAGE_ANNOTATION: spec.image, **annotations}
+    annotations = {CONTENT_HASH: digest, IMAGE_ANNOTATION: image, **annotations}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -64,7 +66,8 @@ def _job(
     }
 
 
-def populate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
+def populate_job(spec: MultiSiteProjectSpec, owner: Owner, image: str | None = None) -> Obj:
+    """Run with `image`: the image the database is migrated to (spec.image only once its migration succeeded)."""
     env = [*shared_env(spec), {"name": ALIASES_ENV, "value": aliases_json(spec)}]
     return _job(
         spec,
@@ -74,17 +77,20 @@ def populate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
         command=spec.populate.command,
         env=env,
         annotations={SITES_ANNOTATION: ",".join(s.slug for s in spec.sites)},
+        image=image,
     )
 
 
 def migrate_job(spec: MultiSiteProjectSpec, owner: Owner) -> Obj:
-    # Migrations change the schema every site shares; the pod runs with the default site's environment.
+    # Migrations change the schema every pod shares; the pod runs with the web pods' environment (multi-project:
+    # the default site's), as Divio's release step runs in the release's own environment.
+    env = shared_env(spec) if spec.mode == "shared" else site_env(spec, spec.default_site())
     return _job(
         spec,
         owner,
         kind="migrate",
         job=spec.migrate,
         command=spec.migrate.command,
-        env=site_env(spec, spec.default_site()),
+        env=env,
         annotations={},
     )

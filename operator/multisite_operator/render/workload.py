@@ -54,7 +54,8 @@ def service(owner: Owner, *, name: str, component: str, site: str | None) -> Obj
     }
 
 
-def shared_web(spec: MultiSiteProjectSpec, owner: Owner) -> list[Obj]:
+def shared_web(spec: MultiSiteProjectSpec, owner: Owner, image: str) -> list[Obj]:
+    """The web Deployment and Service; `image` is the migrated image the project rolls to, not always spec.image."""
     name = web_name(owner.name)
     return [
         deployment(
@@ -63,7 +64,7 @@ def shared_web(spec: MultiSiteProjectSpec, owner: Owner) -> list[Obj]:
             name=name,
             component="web",
             site=None,
-            image=spec.image,
+            image=image,
             env=shared_env(spec),
             replicas=spec.replicas,
             resources=None,
