@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
@@ -57,10 +57,12 @@ def object_path(api_version: str, kind: str, namespace: str, name: str | None = 
 
 @dataclass
 class SecretCheck:
-    """Whether a referenced Secret key exists; values are kept only to redact them from messages."""
+    """Whether a referenced Secret key exists; values are kept (in memory only) to redact them from messages, and
+    `entries` (name, key, value or None when absent) to digest them (rotation.py)."""
 
     missing: list[str]
     values: list[str]
+    entries: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 class KubeApi:
@@ -152,6 +154,7 @@ class KubeApi:
         never required here (the kubelet reports those). Each Secret is read once per call."""
         missing: list[str] = []
         values: list[str] = []
+        entries: list[tuple[str, str, str | None]] = []
         cache: dict[str, Obj | None] = {}
 
         def read(name: str) -> Obj | None:
@@ -173,10 +176,13 @@ class KubeApi:
                 missing.append(f"Secret {name} has no key {key}")
             else:
                 values.append(_decode(data[key]))
+            entries.append((name, key, _decode(data[key]) if key in data else None))
         for name, key in visible or []:
             data = (read(name) or {}).get("data") or {}
-            values += [_decode(v) for k, v in data.items() if key is None or k == key]
-        return SecretCheck(missing=missing, values=values)
+            found = [(k, _decode(v)) for k, v in data.items() if key is None or k == key]
+            values += [v for _, v in found]
+            entries += [(name, k, v) for k, v in found] or [(name, key or "*", None)]
+        return SecretCheck(missing=missing, values=values, entries=entries)
 
     def job_failure_sync(self, namespace: str, job: str) -> str:
         """The failed pod's termination message, else its last log lines: what the user needs to fix it."""

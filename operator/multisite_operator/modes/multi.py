@@ -13,6 +13,7 @@ from ..naming import COMPONENT_LABEL, PROJECT_LABEL, site_name
 from ..obj import Key, Obj, key
 from ..observe import FAILED, RUNNING, deployed_image, deployment_ready, job_state, ready_replicas
 from ..render import Owner, render, render_jobs
+from ..rotation import database_changed
 from . import Facts, Plan, Report, listed
 
 
@@ -37,8 +38,10 @@ def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key,
     desired = render(spec, owner, site_image, jobs)
     mkey = key(jobs["migrate"])
     other_running = [c for k, c in observed.items() if k != mkey and running_migration(c)]
-    if (site_image == spec.image and mkey not in observed) or other_running:
-        # Already migrated (its Job since removed), or an older migration still runs: start nothing new.
+    moved = owner.digests is not None and database_changed(observed, owner.digests.database)
+    if (site_image == spec.image and mkey not in observed and not moved) or other_running:
+        # Already migrated (its Job since removed), or an older migration still runs: start nothing new. A rotated
+        # DATABASE_URL (moved) is a database that may lack the schema: its migration Job (a new name) runs.
         del desired["migrate"]
     return Plan(desired=desired, jobs=jobs, site_image=site_image)
 
@@ -73,7 +76,10 @@ async def report(f: Facts) -> Report:
         runs.setdefault(served or "nothing yet", []).append(site.slug)
     skew = on_spec < len(spec.sites)
 
-    if site_image == spec.image:
+    # The sites run spec.image and its migration Job runs or failed: a rotated DATABASE_URL, whose new database
+    # is being migrated (rotation.py); Migrated says so rather than what held for the old database.
+    rerun = site_image == spec.image and mstate in (RUNNING, FAILED)
+    if site_image == spec.image and not rerun:
         migrated = cond.condition(cond.MIGRATED, True, cond.R_SUCCEEDED, f"the database schema matches {spec.image}")
     elif mstate == FAILED:
         migrated = cond.condition(cond.MIGRATED, False, cond.R_FAILED, await f.job_message(mjob))  # type: ignore[arg-type]
@@ -84,6 +90,11 @@ async def report(f: Facts) -> Report:
         migrated = cond.condition(cond.MIGRATED, "Unknown", cond.R_MIGRATING,
                                   f"Job {mkey[1]} migrates the database for {spec.image}")
     failed = mstate == FAILED and site_image != spec.image
+    if rerun and mstate == FAILED:
+        problems_rerun = [cond.Problem(cond.R_MIGRATION_FAILED, "the migration of the database DATABASE_URL names now "
+                                       "failed; see Migrated", degraded="the migration Job failed")]
+    else:
+        problems_rerun = []
     if skew:
         why = ("its migration failed, so no site rolls to it" if failed
                else "sites roll to it once its migration succeeded" if site_image != spec.image
@@ -97,7 +108,7 @@ async def report(f: Facts) -> Report:
         version = cond.condition(cond.VERSION_SKEW, False, cond.R_ALL_SITES_ON_IMAGE,
                                  f"all {len(spec.sites)} sites run {spec.image}")
 
-    problems: list[cond.Problem] = []
+    problems: list[cond.Problem] = list(problems_rerun)
     if failed:
         problems.append(cond.Problem(cond.R_MIGRATION_FAILED, "the migration Job failed; sites stay on "
                                      f"{site_image or 'no image'}; see Migrated", degraded="the migration Job failed"))
@@ -105,7 +116,7 @@ async def report(f: Facts) -> Report:
         waiting = len(spec.sites) - on_spec
         problems.append(cond.Problem(cond.R_ROLLING_OUT,
                                      f"{waiting} of {len(spec.sites)} sites are not Available on {spec.image} yet"))
-    progressing = skew and not failed
+    progressing = (skew and not failed) or (rerun and mstate == RUNNING)
     return Report(
         before=[migrated, version],
         problems=problems,
