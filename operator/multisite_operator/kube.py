@@ -20,7 +20,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from . import tracing
+from . import metrics, tracing
 from .models import GROUP, PLURAL, VERSION
 from .obj import Obj
 
@@ -159,6 +159,7 @@ class KubeApi:
 
         def read(name: str) -> Obj | None:
             if name not in cache:
+                metrics.SECRET_READS.inc()
                 try:
                     cache[name] = self._call(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET")
                 except ApiException as exc:
