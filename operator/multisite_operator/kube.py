@@ -171,13 +171,14 @@ class KubeApi:
         for name, key in refs:
             secret = read(name)
             data = (secret or {}).get("data") or {}
+            value = _decode(data[key]) if key in data else None
             if secret is None:
                 missing.append(f"Secret {name} not found")
-            elif key not in data:
+            elif value is None:
                 missing.append(f"Secret {name} has no key {key}")
             else:
-                values.append(_decode(data[key]))
-            entries.append((name, key, _decode(data[key]) if key in data else None))
+                values.append(value)
+            entries.append((name, key, value))
         for name, key in visible or []:
             data = (read(name) or {}).get("data") or {}
             found = [(k, _decode(v)) for k, v in data.items() if key is None or k == key]

@@ -75,13 +75,13 @@ class Reconciler:
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems), retry=None)
         if conflicts:
             return await self._blocked(project, old, cond.R_DOMAIN_CONFLICT, "; ".join(conflicts), retry=30)
-        secrets = await self.secret_checks.get(  # read only when due (rotation.py): none on an unchanged reconcile
-            project, old, lambda: self.api.check_secrets(ns, secret_refs(spec), visible_secret_refs(spec)))
+        db = spec.database.secret_ref
+        secrets, digests = await self.secret_checks.get(  # read when due (rotation.py): not on an unchanged reconcile
+            project, old, (db.name, db.key),
+            lambda: self.api.check_secrets(ns, secret_refs(spec), visible_secret_refs(spec)))
         if secrets.missing:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
-        if owner.uid:  # the pods get digests of the values, so a rotation rolls them (never the values)
-            db = spec.database.secret_ref
-            owner = replace(owner, digests=rotation.digests(owner.uid, (db.name, db.key), secrets.entries))
+        owner = replace(owner, digests=digests)  # the pods get digests of the values, never the values
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
         observed = {key(c): c for c in children}

@@ -28,6 +28,7 @@ ordinary reconcile of an unchanged Ready project reads none (zero API requests).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -116,6 +117,7 @@ class _Read:
     generation: int | None
     at: float
     check: SecretCheck
+    digests: SecretDigests | None
 
 
 class SecretChecks:
@@ -127,15 +129,21 @@ class SecretChecks:
         self.clock = clock
         self._last: dict[tuple[str, str], _Read] = {}  # by (namespace, name)
 
-    async def get(self, project: Obj, old_status: Obj, read: Callable[[], Awaitable[SecretCheck]]) -> SecretCheck:
+    async def get(self, project: Obj, old_status: Obj, database: tuple[str, str],
+                  read: Callable[[], Awaitable[SecretCheck]]) -> tuple[SecretCheck, SecretDigests | None]:
+        """The last read of the project's Secrets, read again when due, and their digests (None without a uid or
+        while a required Secret is missing). `database` is (name, key) of spec.database's reference."""
         meta = project["metadata"]
         uid, generation = meta.get("uid"), meta.get("generation")
         last = self._last.get((meta["namespace"], meta["name"]))
         if last is None or (last.uid, last.generation) != (uid, generation) or not _ready(old_status, generation) \
                 or self.clock() - last.at >= self.interval:
-            last = _Read(uid, generation, self.clock(), await read())
+            at, check = self.clock(), await read()
+            # PBKDF2 releases the GIL: in a worker thread it never holds up the event loop's other reconciles.
+            found = None if not uid or check.missing else await asyncio.to_thread(digests, uid, database, check.entries)
+            last = _Read(uid, generation, at, check, found)
             self._last[(meta["namespace"], meta["name"])] = last
-        return last.check
+        return last.check, last.digests
 
     def due_in(self, project: Obj) -> float | None:
         """Seconds until this project's Secrets are due to be read again (the controller's timed reconcile)."""

@@ -179,3 +179,41 @@ def test_digests_depend_on_the_project_and_on_every_value():
     changed = digests("uid-1", DB, [entries[0], (*STORAGE, "s3://k:pw2@b/")])
     assert changed.database == one.database and changed.everything != one.everything
     assert digests("uid-1", DB, [(*DB, None), entries[1]]).database != one.database
+
+
+# --- what the real API client hands the digest, and the option -----------------------------------------------------
+def test_check_secrets_lists_every_value_the_pods_read_and_what_is_absent():
+    import base64
+
+    from kubernetes.client.rest import ApiException
+
+    from multisite_operator.kube import KubeApi
+
+    stored = {"db": {"DATABASE_URL": "postgres://u:p@h/d"}, "extra": {"A": "1", "B": "2"}}
+
+    class Api(KubeApi):
+        def _call(self, path: str, method: str, **_: object) -> object:
+            name = path.rsplit("/", 1)[-1]
+            if name not in stored:
+                raise ApiException(status=404)
+            return {"data": {k: base64.b64encode(v.encode()).decode() for k, v in stored[name].items()}}
+
+    check = Api(None).check_secrets_sync("ns", [("db", "DATABASE_URL"), ("db", "NOPE")],  # type: ignore[arg-type]
+                                         [("extra", None), ("gone", None), ("extra", "B")])
+    assert check.missing == ["Secret db has no key NOPE"]
+    assert check.entries == [("db", "DATABASE_URL", "postgres://u:p@h/d"), ("db", "NOPE", None), ("extra", "A", "1"),
+                             ("extra", "B", "2"), ("gone", "*", None), ("extra", "B", "2")]
+
+
+def test_the_recheck_option_takes_seconds_and_refuses_a_negative_or_a_word(capsys):
+    import pytest
+
+    from multisite_operator.cli import parser
+
+    assert parser().parse_args(["run", "--secret-recheck-seconds", "5"]).secret_recheck_seconds == 5.0
+    assert parser().parse_args(["run"]).secret_recheck_seconds == 60.0
+    for bad, said in (("-1", "must be 0 or more seconds"), ("inf", "must be 0 or more"), ("nan", "must be 0 or more"),
+                      ("soon", "not a number of seconds")):
+        with pytest.raises(SystemExit):
+            parser().parse_args(["run", "--secret-recheck-seconds", bad])
+        assert said in capsys.readouterr().err
