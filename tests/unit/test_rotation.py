@@ -217,3 +217,15 @@ def test_the_recheck_option_takes_seconds_and_refuses_a_negative_or_a_word(capsy
         with pytest.raises(SystemExit):
             parser().parse_args(["run", "--secret-recheck-seconds", bad])
         assert said in capsys.readouterr().err
+
+
+def test_upgrading_to_digests_rolls_the_pods_but_migrates_nothing_again():
+    """Children made before digests existed carry none: the sites roll once, the database is not migrated again."""
+    cluster, r, clock = ready("example-multi-project")
+    for (kind, _), obj in cluster.objects.items():
+        if kind in ("Deployment", "Job"):
+            obj["spec"]["template"]["metadata"].get("annotations", {}).clear()
+    clock.now += INTERVAL
+    reconcile(r, cluster)
+    assert [w for w in cluster.writes if w[:2] == ("apply", "Job")] == []
+    assert {k for v, k, _ in cluster.writes if v == "apply"} == {"Deployment"}
