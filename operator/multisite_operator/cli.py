@@ -167,6 +167,17 @@ def cmd_run(args: argparse.Namespace) -> None:
     run(args)
 
 
+def seconds(text: str) -> float:
+    """A duration option: a number of seconds, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="multisite-operator", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,6 +201,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--lease-duration", type=float, default=15.0, help="seconds a standby waits for a silent leader")
     r.add_argument("--renew-deadline", type=float, default=10.0, help="seconds the leader retries renewing")
     r.add_argument("--retry-period", type=float, default=2.0, help="seconds between renewals and attempts")
+    r.add_argument("--secret-recheck-seconds", type=seconds, default=60.0,
+                   help="read a Ready, unchanged project's Secrets again (to notice a rotation) at most this often; "
+                        "0 reads them on every reconcile (default %(default)s)")
     r.set_defaults(func=cmd_run)
 
     r = sub.add_parser("render", help="print the child objects the operator would apply, as YAML")

@@ -46,6 +46,7 @@ class Controller:
     active: bool = True
     pulling: dict[str, Key] = field(default_factory=dict)  # pod uid -> project, for pods that cannot pull or crash
     pull_messages: dict[Key, dict[str, str]] = field(default_factory=dict)  # first kubelet message per image
+    secret_recheck: float = 60.0  # --secret-recheck-seconds, handed to the Reconciler (rotation.py)
 
     def activate(self) -> None:
         """Leader from now on: reconcile every known project once (the standby skipped their events)."""

@@ -78,7 +78,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.watching.connect_timeout = 5
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 32
-        controller.reconciler = Reconciler(KubeApi(api_client), emit=emit)
+        controller.reconciler = Reconciler(KubeApi(api_client), emit=emit, secret_recheck=controller.secret_recheck)
         tracer = tracing.current()
         if tracer is not None:
             tracer.configure(settings)

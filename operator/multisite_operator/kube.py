@@ -13,14 +13,14 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from . import tracing
+from . import metrics, tracing
 from .models import GROUP, PLURAL, VERSION
 from .obj import Obj
 
@@ -58,10 +58,12 @@ def object_path(api_version: str, kind: str, namespace: str, name: str | None = 
 
 @dataclass
 class SecretCheck:
-    """Whether a referenced Secret key exists; values are kept only to redact them from messages."""
+    """Whether a referenced Secret key exists; values are kept (in memory only) to redact them from messages, and
+    `entries` (name, key, value or None when absent) to digest them (rotation.py)."""
 
     missing: list[str]
     values: list[str]
+    entries: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
 class KubeApi:
@@ -156,10 +158,12 @@ class KubeApi:
         never required here (the kubelet reports those). Each Secret is read once per call."""
         missing: list[str] = []
         values: list[str] = []
+        entries: list[tuple[str, str, str | None]] = []
         cache: dict[str, Obj | None] = {}
 
         def read(name: str) -> Obj | None:
             if name not in cache:
+                metrics.SECRET_READS.inc()
                 try:
                     cache[name] = self._call(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET")
                 except ApiException as exc:
@@ -171,16 +175,20 @@ class KubeApi:
         for name, key in refs:
             secret = read(name)
             data = (secret or {}).get("data") or {}
+            value = _decode(data[key]) if key in data else None
             if secret is None:
                 missing.append(f"Secret {name} not found")
-            elif key not in data:
+            elif value is None:
                 missing.append(f"Secret {name} has no key {key}")
             else:
-                values.append(_decode(data[key]))
+                values.append(value)
+            entries.append((name, key, value))
         for name, key in visible or []:
             data = (read(name) or {}).get("data") or {}
-            values += [_decode(v) for k, v in data.items() if key is None or k == key]
-        return SecretCheck(missing=missing, values=values)
+            found = [(k, _decode(v)) for k, v in data.items() if key is None or k == key]
+            values += [v for _, v in found]
+            entries += [(name, k, v) for k, v in found] or [(name, key or "*", None)]
+        return SecretCheck(missing=missing, values=values, entries=entries)
 
     def job_failure_sync(self, namespace: str, job: str) -> str:
         """The failed pod's termination message, else its last log lines: what the user needs to fix it."""

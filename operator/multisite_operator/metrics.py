@@ -12,6 +12,9 @@ RECONCILE_SECONDS = Histogram(
 )
 WRITES = Counter("multisite_api_writes_total",
                  "Writes to the Kubernetes API made by reconciles (apply, delete, status).")
+SECRET_READS = Counter("multisite_secret_reads_total",
+                       "GETs of Secrets a project references (to find missing and rotated ones); flat while every "
+                       "project is Ready and unchanged, between rechecks (--secret-recheck-seconds).")
 PROJECTS = Gauge("multisite_projects", "MultiSiteProjects known to this operator.")
 SITES = Gauge("multisite_sites_managed", "Sites across every MultiSiteProject known to this operator.")
 POPULATE_RESULTS = Counter("multisite_populate_results_total",

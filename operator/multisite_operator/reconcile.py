@@ -10,14 +10,15 @@ conditions.summary; write it if it changed. With nothing to change it makes no w
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import limits, metrics, pods
+from . import limits, metrics, pods, rotation
 from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
 from .kube import KubeApi, api_message
 from .modes import Facts, Report, gate, multi, shared, switch
@@ -48,9 +49,11 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, api: KubeApi, emit: Emit) -> None:
+    def __init__(self, api: KubeApi, emit: Emit, secret_recheck: float = rotation.DEFAULT_RECHECK_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.api = api
         self.emit = emit
+        self.secret_checks = rotation.SecretChecks(secret_recheck, clock)
         # The status we last wrote per project uid, with the project's resourceVersions it is valid for (see _old).
         self._written: dict[tuple[str, str, str], tuple[Obj, tuple[str, ...]]] = {}
         self.failures = FailureMessages(api.job_failure)
@@ -73,9 +76,13 @@ class Reconciler:
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems), retry=None)
         if conflicts:
             return await self._blocked(project, old, cond.R_DOMAIN_CONFLICT, "; ".join(conflicts), retry=30)
-        secrets = await self.api.check_secrets(ns, secret_refs(spec), visible_secret_refs(spec))
+        db = spec.database.secret_ref
+        secrets, digests = await self.secret_checks.get(  # read when due (rotation.py): not on an unchanged reconcile
+            project, old, (db.name, db.key),
+            lambda: self.api.check_secrets(ns, secret_refs(spec), visible_secret_refs(spec)))
         if secrets.missing:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
+        owner = replace(owner, digests=digests)  # the pods get digests of the values, never the values
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
         observed = {key(c): c for c in children}
@@ -116,7 +123,8 @@ class Reconciler:
         status = assemble(facts, report, kept is not None, pod_trouble, meta.get("generation"))
 
         # 7. Write it when it changed.
-        outcome = Outcome(writes=len(applied) + len(stale), status=status)
+        outcome = Outcome(writes=len(applied) + len(stale), status=status,
+                          retry_after=self.secret_checks.due_in(project))  # the next look for a rotated Secret
         await self._write_status(project, old, status, outcome)
         return outcome
 
@@ -210,15 +218,17 @@ class Reconciler:
             self.emit(project, "Normal", "SiteRestored", f"SITE_ID {site_id} is in spec.sites again")
 
     def forget_all(self) -> None:
-        """Drop everything remembered across reconciles (statuses written, Job failure messages): for the leader
+        """Drop everything remembered across reconciles (statuses written, Secret reads, Job failure messages): for the leader
         election to call when this replica loses or gains leadership, since another replica may have written
         since. Nothing is lost: every reconcile then reads the cluster's own status and children."""
         self._written.clear()
+        self.secret_checks.forget_all()
         self.failures.prune_all()
 
     def forget(self, namespace: str, name: str) -> None:
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
             del self._written[memo]
+        self.secret_checks.forget(namespace, name)
         self.failures.prune(namespace, name)
 
 

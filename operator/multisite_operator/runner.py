@@ -25,7 +25,7 @@ async def _operate(args: argparse.Namespace) -> None:
     from .handlers import register
 
     registry = kopf.OperatorRegistry()
-    controller = Controller()
+    controller = Controller(secret_recheck=getattr(args, "secret_recheck_seconds", 60.0))
     register(registry, controller)
     tracer = tracing.current()
     if tracer is not None:

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers import wait_for
 from multisite_operator import metrics as metrics_module
 
-from harness.operator_process import OperatorProcess
+from harness.operator_process import OperatorProcess, wait_quiet
 from harness.project import (
     apply_example_secrets,
     create_project,
@@ -151,11 +151,11 @@ def test_events_report_each_decision_once(api_client, namespace, operator):
 
     # Nothing new happens on a no-op event: no Event is repeated.
     before = reasons(api_client, namespace)
+    wait_quiet(operator)  # counted before the change, or a quick reconcile is counted in the baseline and missed
+    reconciles = value(scrape(operator), "multisite_reconciles_total", result="unchanged")
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
         "multisite.dev", "v1alpha1", namespace, "multisiteprojects", "example",
         {"metadata": {"annotations": {"example.com/touched": "yes"}}})
-    samples = scrape(operator)
-    reconciles = value(samples, "multisite_reconciles_total", result="unchanged")
     wait_for(lambda: value(scrape(operator), "multisite_reconciles_total", result="unchanged") > reconciles,
              timeout=30, message="a reconcile after the annotation change")
     assert reasons(api_client, namespace) == before

@@ -484,13 +484,27 @@ def property_namespace(api_client, namespace, operator) -> str:
 _counter = iter(range(10**6))
 
 
+def owner_as_the_operator_sees_it(api_client, namespace: str, name: str) -> Any:
+    """The operator renders with the project's uid and the digest of its DATABASE_URL value (rotation.py), on which
+    the populate/migrate Job's name depends; the generated specs reference only that Secret."""
+    import base64
+
+    from multisite_operator.render import Owner
+    from multisite_operator.rotation import digests
+
+    uid = get_project(api_client, namespace, name)["metadata"]["uid"]
+    secret = client.CoreV1Api(api_client).read_namespaced_secret("example-db", namespace)
+    entry = ("example-db", "DATABASE_URL", base64.b64decode(secret.data["DATABASE_URL"]).decode())
+    return Owner(name=name, namespace=namespace, uid=uid, digests=digests(uid, entry[:2], [entry]))
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=generated_specs())
 def test_generated_specs_are_rejected_readably_or_reach_a_terminal_condition(api_client, property_namespace,
                                                                              operator, spec):
     from multisite_operator.models import MultiSiteProjectSpec
-    from multisite_operator.render import Owner, render_children
+    from multisite_operator.render import render_children
 
     ns = property_namespace
     name = f"gen-{next(_counter)}"
@@ -529,7 +543,7 @@ def test_generated_specs_are_rejected_readably_or_reach_a_terminal_condition(api
             parsed = MultiSiteProjectSpec.model_validate(spec)
             site_image = parsed.image if parsed.mode == "multi-project" else None
             desired = {(d["kind"], d["metadata"]["name"])
-                       for d in render_children(parsed, Owner(name=name, namespace=ns), site_image)}
+                       for d in render_children(parsed, owner_as_the_operator_sees_it(api_client, ns, name), site_image)}
             assert children == desired, f"partial set of children: {children} != {desired}"
         if spec["sites"][0]["live"]["domain"] == TAKEN and spec["environment"] == "live":
             assert c["reason"] == "DomainConflict", c

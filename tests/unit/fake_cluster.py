@@ -92,11 +92,15 @@ class FakeCluster:
 
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
+        self.reads += [("Secret", n) for n in dict.fromkeys([n for n, _ in refs] + [n for n, _ in visible or []])]
         missing = [f"Secret {n} has no key {k}" for n, k in refs if (n, k) not in self.secrets]
         values = [self.secrets[r] for r in refs if r in self.secrets]
+        entries = [(n, k, self.secrets.get((n, k))) for n, k in refs]
         for name, key in visible or []:
-            values += [v for (n, k), v in self.secrets.items() if n == name and key in (None, k)]
-        return SecretCheck(missing=missing, values=values)
+            found = [(k, v) for (n, k), v in self.secrets.items() if n == name and key in (None, k)]
+            values += [v for _, v in found]
+            entries += [(name, k, v) for k, v in found] or [(name, key or "*", None)]
+        return SecretCheck(missing=missing, values=values, entries=entries)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return self.job_logs.get(job, "")

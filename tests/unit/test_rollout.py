@@ -44,8 +44,9 @@ def test_shared_project_is_not_ready_while_an_old_pod_still_serves_beside_the_ne
     """The user's view of the surge state: Ready stays False (RollingOut) until the old pod is gone."""
     cluster = FakeCluster(example("example-shared"))
     r = Reconciler(cluster, cluster.emit)
+    cluster.migrate(r)
+    cluster.finish(cluster.named("Job", "example-populate")[0])
     reconcile(r, cluster)
-    cluster.finish(cluster.named("Job")[0])
     cluster.roll_out()
     dep = cluster.objects[("Deployment", "example-web")]
     dep["status"]["replicas"] += 1  # an old ReplicaSet's pod not yet terminated

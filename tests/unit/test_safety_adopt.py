@@ -69,7 +69,7 @@ def test_an_object_of_an_earlier_project_with_the_same_name_is_not_ours():
 def test_children_that_exist_cost_no_read_and_an_idle_reconcile_no_write():
     cluster, r = setup()
     reconcile(r, cluster)
-    assert len(cluster.reads) == 3, "each new child's name is read once before it is created"
+    assert len([r for r in cluster.reads if r[0] != "Secret"]) == 3, "each new child's name is read once before it is created"
     for _ in range(2):  # the migration, then the populate Job
         cluster.finish(cluster.named("Job")[-1])
         reconcile(r, cluster)

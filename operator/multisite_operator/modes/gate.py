@@ -18,7 +18,8 @@ from ..models import GROUP, VERSION, MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL
 from ..obj import Key, Obj, key
 from ..observe import FAILED, RUNNING, SUCCEEDED, deployed_image, job_state
-from ..render import Desired
+from ..render import Desired, Owner
+from ..rotation import database_changed
 
 
 def is_migration(child: Obj) -> bool:
@@ -50,14 +51,20 @@ def migrated_image(spec: MultiSiteProjectSpec, migrate: Obj, old: Obj, observed:
     return old.get("image") or None
 
 
+def database_moved(owner: Owner, observed: dict[Key, Obj]) -> bool:
+    """DATABASE_URL now names another database than the workloads or the kept migration Jobs ran against
+    (rotation.py): a database that may lack the schema, so its migration (a new Job name) runs again."""
+    return owner.digests is not None and database_changed(observed, owner.digests.database)
+
+
 def gate_jobs(desired: Desired, migrate: Obj, migrated: str | None, spec: MultiSiteProjectSpec,
-              observed: dict[Key, Obj]) -> None:
+              observed: dict[Key, Obj], moved: bool = False) -> None:
     """Drop the migration Job from `desired` when none is needed: spec.image is migrated already (its Job since
-    removed, e.g. after an env change gave the Job a new name), or an older migration still runs (never two at
-    once on one database; the newer one starts after it)."""
+    removed, e.g. after an env change gave the Job a new name) and the database did not move, or an older
+    migration still runs (never two at once on one database; the newer one starts after it)."""
     mkey = key(migrate)
     other_running = [c for k, c in observed.items() if k != mkey and running_migration(c)]
-    if (migrated == spec.image and mkey not in observed) or other_running:
+    if (migrated == spec.image and mkey not in observed and not moved) or other_running:
         desired.pop("migrate", None)
 
 
@@ -68,9 +75,11 @@ def migration_state(migrate: Obj, current: dict[Key, Obj], just_applied: set[Key
 
 async def migrated_condition(spec: MultiSiteProjectSpec, migrate: Obj, migrated: str | None, state: str,
                              current: dict[Key, Obj], job_message: Callable[[Obj], Awaitable[str]]) -> cond.Condition:
-    """Migrated: True once spec.image is migrated; False with the Job's (redacted) output when it failed."""
+    """Migrated: True once spec.image is migrated; False with the Job's (redacted) output when it failed. A Job
+    that runs or failed while the workloads are on spec.image already migrates a moved database (rotation.py):
+    Migrated then says so rather than what held for the old database."""
     mkey = key(migrate)
-    if migrated == spec.image:
+    if migrated == spec.image and not rerun(spec, migrated, state):
         return cond.condition(cond.MIGRATED, True, cond.R_SUCCEEDED, f"the database schema matches {spec.image}")
     if state == FAILED:
         return cond.condition(cond.MIGRATED, False, cond.R_FAILED, await job_message(current[mkey]))
@@ -79,6 +88,18 @@ async def migrated_condition(spec: MultiSiteProjectSpec, migrate: Obj, migrated:
                               f"an earlier migration Job runs; {spec.image} migrates after it")
     return cond.condition(cond.MIGRATED, "Unknown", cond.R_MIGRATING,
                           f"Job {mkey[1]} migrates the database for {spec.image}")
+
+
+def rerun(spec: MultiSiteProjectSpec, migrated: str | None, state: str) -> bool:
+    """spec.image's migration runs (or failed) again, for a database DATABASE_URL names now (rotation.py)."""
+    return migrated == spec.image and state in (RUNNING, FAILED)
+
+
+def rerun_failed(spec: MultiSiteProjectSpec, migrated: str | None, state: str) -> list[cond.Problem]:
+    if rerun(spec, migrated, state) and state == FAILED:
+        return [cond.Problem(cond.R_MIGRATION_FAILED, "the migration of the database DATABASE_URL names now failed; "
+                             "see Migrated", degraded="the migration Job failed")]
+    return []
 
 
 def failed(spec: MultiSiteProjectSpec, migrated: str | None, state: str) -> bool:

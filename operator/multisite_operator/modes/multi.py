@@ -20,7 +20,7 @@ def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key,
     jobs = render_jobs(spec, owner)
     site_image = gate.migrated_image(spec, jobs["migrate"], old, observed)
     desired = render(spec, owner, site_image, jobs)
-    gate.gate_jobs(desired, jobs["migrate"], site_image, spec, observed)
+    gate.gate_jobs(desired, jobs["migrate"], site_image, spec, observed, gate.database_moved(owner, observed))
     return Plan(desired=desired, jobs=jobs, site_image=site_image, migrated=site_image)
 
 
@@ -68,7 +68,7 @@ async def report(f: Facts) -> Report:
         version = cond.condition(cond.VERSION_SKEW, False, cond.R_ALL_SITES_ON_IMAGE,
                                  f"all {len(spec.sites)} sites run {spec.image}")
 
-    problems: list[cond.Problem] = []
+    problems = gate.rerun_failed(spec, site_image, mstate)
     if failed:
         problems.append(cond.Problem(cond.R_MIGRATION_FAILED, "the migration Job failed; sites stay on "
                                      f"{site_image or 'no image'}; see Migrated", degraded="the migration Job failed"))
@@ -76,7 +76,7 @@ async def report(f: Facts) -> Report:
         waiting = len(spec.sites) - on_spec
         problems.append(cond.Problem(cond.R_ROLLING_OUT,
                                      f"{waiting} of {len(spec.sites)} sites are not Available on {spec.image} yet"))
-    progressing = skew and not failed
+    progressing = (skew and not failed) or (gate.rerun(spec, site_image, mstate) and mstate == gate.RUNNING)
     return Report(
         before=[migrated, version],
         problems=problems,

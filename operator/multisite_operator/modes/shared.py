@@ -39,8 +39,10 @@ def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key,
         jobs["populate"] = populate_job(spec, owner, migrated)
     image = web_image(owner, migrated, jobs, observed)
     desired = render(spec, owner, image, jobs)
-    gate.gate_jobs(desired, jobs["migrate"], migrated, spec, observed)
-    if migrated is None:  # nothing to populate before the schema exists
+    gate.gate_jobs(desired, jobs["migrate"], migrated, spec, observed, gate.database_moved(owner, observed))
+    remigrating = (migrated == spec.image and "migrate" in desired
+                   and job_state(observed.get(key(jobs["migrate"]))) != SUCCEEDED)  # a moved database (rotation.py)
+    if migrated is None or remigrating:  # nothing to populate before the schema exists
         desired.pop("populate", None)
     if image is None:
         desired.pop("web", None)
@@ -56,7 +58,8 @@ async def report(f: Facts) -> Report:
     migrated_cond = await gate.migrated_condition(spec, f.plan.jobs["migrate"], migrated, mstate, f.current,
                                                   f.job_message)
     migration_failed = gate.failed(spec, migrated, mstate)
-    problems: list[cond.Problem] = []
+    remigrating = gate.rerun(spec, migrated, mstate)
+    problems = gate.rerun_failed(spec, migrated, mstate)
     if migration_failed:
         serving = f"Deployment {dep_key[1]} stays on {image}" if image else "no web Deployment is created"
         problems.append(cond.Problem(cond.R_MIGRATION_FAILED, f"the migration Job failed; {serving}; see Migrated",
@@ -64,7 +67,7 @@ async def report(f: Facts) -> Report:
     populating = False
     if not spec.populate.enabled:
         populated = cond.condition(cond.POPULATED, True, cond.R_DISABLED, "spec.populate.enabled is false")
-    elif migrated is None:
+    elif migrated is None or remigrating:
         populated = cond.condition(cond.POPULATED, "Unknown", cond.R_WAITING,
                                    f"the sites are written once the database is migrated for {spec.image}")
     else:
@@ -86,7 +89,7 @@ async def report(f: Facts) -> Report:
             populating = True
             populated = cond.condition(cond.POPULATED, "Unknown", cond.R_RUNNING,
                                        f"Job {jkey[1]} is writing sites {slugs}")
-    migrating = migrated != spec.image and not migration_failed
+    migrating = (migrated != spec.image and not migration_failed) or (remigrating and mstate == RUNNING)
     if not available and dep_key in f.current:
         problems.append(cond.Problem(cond.R_ROLLING_OUT, f"Deployment {dep_key[1]} is not available yet"))
     if migrating:

@@ -51,11 +51,12 @@ def _job(
         "backoffLimit": job.backoff_limit,
         "activeDeadlineSeconds": job.active_deadline_seconds,
         "template": {
-            "metadata": template_metadata(spec, labels, job),
+            "metadata": template_metadata(spec, labels, job, owner.job_annotations()),
             "spec": pod_spec(spec, [c], restart_policy="Never"),
         },
     }
-    # The name hashes everything the pod runs with (Secret references, not their values, which are no part of it).
+    # The name hashes everything the pod runs with: Secret references, and the database value's digest (a rotated
+    # DATABASE_URL is a new database to populate or migrate; rotation.py), never a value.
     digest = content_hash(job_spec)
     annotations = {CONTENT_HASH: digest, IMAGE_ANNOTATION: image, **annotations}
     return {

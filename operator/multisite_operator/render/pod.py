@@ -7,6 +7,7 @@ from typing import Any
 
 from ..models import GROUP, KIND, VERSION, JobSpec, MultiSiteProjectSpec
 from ..obj import Obj
+from ..rotation import SecretDigests
 
 # The 'restricted' Pod Security Standard, so the pods are admitted in namespaces that enforce it.
 DEFAULT_POD_SECURITY: Obj = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -15,11 +16,22 @@ DEFAULT_CONTAINER_SECURITY: Obj = {"allowPrivilegeEscalation": False, "capabilit
 
 @dataclass(frozen=True)
 class Owner:
-    """The MultiSiteProject that owns the children; uid is None when rendering without a cluster."""
+    """The MultiSiteProject that owns the children; uid is None when rendering without a cluster.
+
+    `digests` are of the Secret values the pods read (rotation.py), known only to the operator (None for
+    `render`): they go into the pod templates so that a rotated Secret rolls the pods and renames the Jobs.
+    """
 
     name: str
     namespace: str | None
     uid: str | None = None
+    digests: SecretDigests | None = None
+
+    def pod_annotations(self) -> dict[str, str]:
+        return self.digests.pod_annotations() if self.digests else {}
+
+    def job_annotations(self) -> dict[str, str]:
+        return self.digests.job_annotations() if self.digests else {}
 
 
 def metadata(owner: Owner, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> Obj:

@@ -36,7 +36,8 @@ def deployment(
             "selector": {"matchLabels": selector_labels(owner.name, component, site)},
             # Old pods keep serving until new ones are Ready: a bad image or a crash never takes a site down.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
-            "template": {"metadata": template_metadata(spec, labels), "spec": pod_spec(spec, [web])},
+            "template": {"metadata": template_metadata(spec, labels, annotations=owner.pod_annotations()),
+                         "spec": pod_spec(spec, [web])},
         },
     }
 
