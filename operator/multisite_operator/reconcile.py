@@ -181,6 +181,13 @@ class Reconciler:
         for site_id in sorted(before - set(after)):
             self.emit(project, "Normal", "SiteRestored", f"SITE_ID {site_id} is in spec.sites again")
 
+    def forget_all(self) -> None:
+        """Drop every remembered status and Job failure: on gaining or losing the Lease the cluster's status is the
+        truth again (another leader may have written since; issue 14 item 1). Minimal version; see the status
+        engineer's for the full one."""
+        self._written.clear()
+        self.failures = FailureMessages(self.api.job_failure)
+
     def forget(self, namespace: str, name: str) -> None:
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
             del self._written[memo]

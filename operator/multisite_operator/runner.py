@@ -41,8 +41,9 @@ async def _operate(args: argparse.Namespace) -> None:
             renew_deadline=args.renew_deadline, retry_period=args.retry_period,
         )
         controller.active = False  # a standby until the Lease is ours
-        elector = LeaderElector(KubeApi(load_api_client(), attempts=1), lease, controller.activate,
-                                controller.deactivate)
+        elector = LeaderElector(KubeApi(load_api_client(), attempts=1, counts_writes=False), lease,
+                                controller.activate, controller.deactivate)
+        controller.guard = elector.check  # every write of a reconcile needs a Lease valid by this replica's clock
     task = asyncio.create_task(elector.run()) if elector else None
     try:
         await kopf.operator(
