@@ -79,8 +79,8 @@ class KubeApi:
         self.requests = 0  # requests sent, for benchmarks and the per-reconcile metric
 
     def _call(self, path: str, method: str, *, body: Any = None, query: list | None = None,
-              content_type: str | None = None) -> Any:
-        headers = {"Accept": "application/json"}
+              content_type: str | None = None, accept: str = "application/json") -> Any:
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         delay = 0.1
@@ -218,6 +218,15 @@ class KubeApi:
                 pass
         return ""
 
+    def crd_uid_sync(self, name: str) -> str | None:
+        """The uid of a CustomResourceDefinition, None when there is none (crdwatch.py). A LIST by name, metadata
+        only: the ClusterRole grants list/watch on CRDs, not get, and the schema is not needed."""
+        found = self._call("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "GET",
+                           query=[("fieldSelector", f"metadata.name={name}")],
+                           accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+        items = (found or {}).get("items") or []
+        return items[0]["metadata"]["uid"] if items else None
+
     # --- Leases (leader.py) -------------------------------------------------------------------------------
     @staticmethod
     def lease_path(namespace: str, name: str | None = None) -> str:
@@ -255,6 +264,9 @@ class KubeApi:
 
     async def create_event(self, namespace: str, body: Obj) -> None:
         await asyncio.to_thread(self.create_event_sync, namespace, body)
+
+    async def crd_uid(self, name: str) -> str | None:
+        return await asyncio.to_thread(self.crd_uid_sync, name)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await asyncio.to_thread(self.job_failure_sync, namespace, job)

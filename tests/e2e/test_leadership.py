@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -107,3 +108,80 @@ def test_a_paused_leader_writes_nothing_after_it_resumes_and_the_new_leader_post
             if proc is not None and proc.proc is not None and proc.proc.poll() is None:
                 os.killpg(proc.proc.pid, signal.SIGCONT)
                 proc.stop()
+
+
+# --- item 11: the CRD deleted and re-created under a running operator ----------------------------------------------
+def healthz(op: OperatorProcess) -> int | None:
+    """The HTTP status of /healthz, None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{op.health_port}/healthz", timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def restart_needed(op: OperatorProcess) -> str | None:
+    """How the kubelet would learn it must restart the operator: the process exited, or /healthz fails."""
+    assert op.proc is not None
+    if op.proc.poll() is not None:
+        return f"exited with {op.proc.returncode}"
+    status = healthz(op)
+    return f"/healthz {status}" if status is not None and status != 200 else None
+
+
+def recreate_crd(api: client.ApiClient) -> None:
+    """Delete the CRD (every project goes with it), wait until it is gone, install it again."""
+    ext = client.ApiextensionsV1Api(api)
+    ext.delete_custom_resource_definition(CRD_NAME)
+
+    def gone() -> bool:
+        try:
+            ext.read_custom_resource_definition(CRD_NAME)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    wait_for(gone, timeout=60, message="CRD deleted")
+    install_crd(api)
+
+
+def test_a_recreated_crd_fails_liveness_and_a_restarted_operator_reconciles_again(tmp_path: Path):
+    """Three rounds (the bug was intermittent): each time the operator either fails /healthz within the stated 15 s
+    (a check every 5 s, kopf caches a good probe for 10 s; slack for a loaded machine up to 45 s) or, when kopf's
+    watch got a 404 from the deleted CRD, exits (kopf stops on that error by itself); either way the kubelet
+    restarts it, and the fresh process reconciles a project created on the new CRD. Before the fix the operator
+    went on answering 200 and reconciled nothing."""
+    with private_control_plane() as cp:
+        api = cp.api_client()
+        ns = restricted_namespace(api, "t-crd-recreate")
+        apply_example_secrets(api, ns)
+        noticed: list[float] = []
+        for round_ in range(3):
+            with running_operator(cp.kubeconfig, [ns], tmp_path / f"operator-{round_}.log") as op:
+                if round_ == 0:  # later rounds start with the project made on the previous round's new CRD
+                    create_project(api, ns, example_project())
+                wait_condition(api, ns, "example", "Ready", "True", timeout=90)
+                assert healthz(op) == 200
+                recreate_crd(api)
+                recreated = time.monotonic()
+                create_project(api, ns, example_project())
+                how = wait_for(lambda: restart_needed(op), timeout=45, interval=0.5,
+                               message="/healthz fails, or the operator exits, once the CRD was re-created")
+                noticed.append((time.monotonic() - recreated, how))
+                if how.startswith("/healthz"):
+                    assert how == "/healthz 500" and "was re-created" in op.log()
+                    assert healthz(op) == 500, "stays failed: the kubelet restarts after failureThreshold probes"
+                    assert_no_traceback(op.log())
+                else:
+                    assert "404" in op.log()  # kopf's watch of the deleted CRD; kopf prints its own traceback
+            # What the kubelet does next: a fresh process, which watches the new CRD.
+            with running_operator(cp.kubeconfig, [ns], tmp_path / f"restarted-{round_}.log") as op:
+                wait_condition(api, ns, "example", "Ready", "True", timeout=90)
+                assert healthz(op) == 200
+                assert_no_traceback(op.log())
+        print(f"\nCRD re-created 3 times: {'; '.join(f'{how} {s:.1f} s after' for s, how in noticed)}; the "
+              "restarted operator reconciled the new project each time")

@@ -140,3 +140,27 @@ def test_event_body_times_are_what_the_api_server_parses():
     body = event_body(PROJECT, "Warning", "X", "m", "i", now=datetime(2026, 1, 2, 3, 4, 5, 678900, timezone.utc))
     assert body["firstTimestamp"] == body["lastTimestamp"] == "2026-01-02T03:04:05Z"
     assert body["eventTime"] == "2026-01-02T03:04:05.678900Z"
+
+
+def test_crd_watch_fails_the_probe_once_the_crd_it_saw_is_recreated_or_gone():
+    import kopf
+
+    from multisite_operator.crdwatch import CrdWatch
+
+    late = CrdWatch(None)  # type: ignore[arg-type]
+    late.observe(None)  # not installed yet at start-up: kopf starts a watcher when it appears
+    late.observe("uid-1")
+    assert late.probe() == "watching"
+    late.observe("uid-1")
+    assert late.problem is None
+    late.observe("uid-2")  # deleted and re-created
+    with pytest.raises(kopf.PermanentError, match="was re-created"):
+        late.probe()
+    late.observe("uid-1")
+    assert late.problem is not None, "sticky: only a restart watches the new CRD"
+
+    gone = CrdWatch(None)  # type: ignore[arg-type]
+    gone.observe("uid-1")
+    gone.observe(None)
+    with pytest.raises(kopf.PermanentError, match="was deleted"):
+        gone.probe()
