@@ -11,9 +11,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from . import claims, metrics, pods, tracing
+from .leader import NotLeader
 from .reconcile import Reconciler
 from .specs import SpecCache
 
@@ -47,9 +49,19 @@ class Controller:
     pulling: dict[str, Key] = field(default_factory=dict)  # pod uid -> project, for pods that cannot pull or crash
     pull_messages: dict[Key, dict[str, str]] = field(default_factory=dict)  # first kubelet message per image
     secret_recheck: float = 60.0  # --secret-recheck-seconds, handed to the Reconciler (rotation.py)
+    guard: Callable[[], None] | None = None  # with leader election: raises leader.NotLeader once the Lease lapsed
+    inflight: set[asyncio.Task[Any]] = field(default_factory=set)  # reconciles under way, cancelled on losing the Lease
+
+    def may_write(self) -> None:
+        """kube.KubeApi's write guard (handlers.py): refuses every write of a replica that is not the leader."""
+        if self.guard is not None:
+            self.guard()
 
     def activate(self) -> None:
-        """Leader from now on: reconcile every known project once (the standby skipped their events)."""
+        """Leader from now on: reconcile every known project once (the standby skipped their events), from the
+        cluster's state and not from anything remembered during an earlier term."""
+        if self.reconciler is not None:
+            self.reconciler.forget_all()
         self.active = True
         for key in list((self.indexes.get("projects_idx") or {}).keys()):
             asyncio.ensure_future(self.trigger(key))
@@ -63,12 +75,17 @@ class Controller:
         self.pull_messages.pop(key, None)
 
     def deactivate(self) -> None:
-        """Lost the Lease: stop acting at once; the next leader reconciles from the cluster's state."""
+        """Lost the Lease: stop acting at once (cancel the reconciles under way, drop timed retries and what was
+        remembered); the next leader reconciles from the cluster's state."""
         self.active = False
+        for task in list(self.inflight):
+            task.cancel()
         for state in self.states.values():
             if state.retry is not None:
                 state.retry.cancel()
                 state.retry = None
+        if self.reconciler is not None:
+            self.reconciler.forget_all()
 
     async def trigger(self, key: Key) -> None:
         tracer = tracing.current()
@@ -123,9 +140,17 @@ class Controller:
         started = time.perf_counter()
         tracer, outcome = tracing.current(), None
         t0, cpu0 = time.monotonic(), time.process_time()
+        task = asyncio.ensure_future(self.reconciler.reconcile(project, children, conflicts, self.image_problems(key),
+                                                               self.specs.parse(project), self.crashes(key, children)))
+        self.inflight.add(task)
         try:
-            outcome = await self.reconciler.reconcile(project, children, conflicts, self.image_problems(key),
-                                                      self.specs.parse(project), self.crashes(key, children))
+            outcome = await task
+        except (NotLeader, asyncio.CancelledError):
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our own caller was cancelled (shutdown), not the reconcile by deactivate()
+            log.info("reconcile of %s/%s stopped: this replica is no longer the leader", *key)
+            return
         except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff, never dropped
             state.failures += 1
             delay = min(2 ** state.failures, 60)
@@ -136,6 +161,7 @@ class Controller:
             self._later(key, state, delay)
             return
         finally:
+            self.inflight.discard(task)
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
             if tracer is not None:
                 tracer.reconciled(key, t0, time.monotonic(), time.process_time() - cpu0, outcome)

@@ -17,6 +17,7 @@ import kopf
 
 from . import claims, metrics, pods, tracing
 from .controller import CHILD_INDEXES, Controller
+from .events import EventPoster
 from .kube import KubeApi, load_api_client
 from .models import GROUP, KIND, PLURAL, VERSION
 from .naming import MANAGED_BY, MANAGER, PROJECT_LABEL
@@ -78,13 +79,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.watching.connect_timeout = 5
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 32
-        controller.reconciler = Reconciler(KubeApi(api_client), emit=emit, secret_recheck=controller.secret_recheck)
+        api = KubeApi(api_client, guard=controller.may_write)  # refuses writes once the Lease lapsed (leader.py)
+        controller.reconciler = Reconciler(api, emit=EventPoster(api),  # needs no kopf context (events.py)
+                                           secret_recheck=controller.secret_recheck)
         tracer = tracing.current()
         if tracer is not None:
             tracer.configure(settings)
-
-    def emit(project: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        kopf.event(project, type=type_, reason=reason, message=message)
 
     # --- indexes: the informer caches reconciles read; kopf passes each to handlers as a kwarg named by its id --
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="projects_idx")

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,18 +68,31 @@ class SecretCheck:
 
 
 class KubeApi:
-    def __init__(self, api_client: client.ApiClient, *, attempts: int = 6) -> None:
+    """`guard`, when given, is called before every write request (each retry too) and raises to refuse it: with
+    leader election it is the Lease's validity by this replica's clock (leader.LeaderElector.check), so a replica
+    whose lease has expired sends nothing, however far into a reconcile it is. `counts_writes` is False for the
+    Lease client, whose renewals are not the reconciles' writes."""
+
+    def __init__(self, api_client: client.ApiClient, *, attempts: int = 6, guard: Callable[[], None] | None = None,
+                 counts_writes: bool = True) -> None:
         self.api = api_client
         self.attempts = attempts
+        self.guard = guard
+        self.counts_writes = counts_writes
         self.requests = 0  # requests sent, for benchmarks and the per-reconcile metric
 
     def _call(self, path: str, method: str, *, body: Any = None, query: list | None = None,
-              content_type: str | None = None) -> Any:
-        headers = {"Accept": "application/json"}
+              content_type: str | None = None, accept: str = "application/json") -> Any:
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         delay = 0.1
+        write = method != "GET"
         for attempt in range(self.attempts):
+            if write and self.guard is not None:
+                self.guard()  # raises when this replica may no longer write (checked again before each retry)
+            if write and self.counts_writes:
+                metrics.WRITE_REQUESTS.inc()
             self.requests += 1
             tracer, t0 = tracing.current(), time.monotonic()
             try:
@@ -140,6 +154,10 @@ class KubeApi:
                 raise
             return None
         return ((out or {}).get("metadata") or {}).get("resourceVersion") if isinstance(out, dict) else None
+
+    def create_event_sync(self, namespace: str, body: Obj) -> None:
+        """A core/v1 Event (events.py builds it)."""
+        self._call(f"/api/v1/namespaces/{namespace}/events", "POST", body=body)
 
     # --- reads --------------------------------------------------------------------------------------------
     def get_sync(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
@@ -212,6 +230,15 @@ class KubeApi:
                 pass
         return ""
 
+    def crd_uid_sync(self, name: str) -> str | None:
+        """The uid of a CustomResourceDefinition, None when there is none (crdwatch.py). A LIST by name, metadata
+        only: the ClusterRole grants list/watch on CRDs, not get, and the schema is not needed."""
+        found = self._call("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "GET",
+                           query=[("fieldSelector", f"metadata.name={name}")],
+                           accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+        items = (found or {}).get("items") or []
+        return items[0]["metadata"]["uid"] if items else None
+
     # --- Leases (leader.py) -------------------------------------------------------------------------------
     @staticmethod
     def lease_path(namespace: str, name: str | None = None) -> str:
@@ -246,6 +273,12 @@ class KubeApi:
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
         return await asyncio.to_thread(self.check_secrets_sync, namespace, refs, visible)
+
+    async def create_event(self, namespace: str, body: Obj) -> None:
+        await asyncio.to_thread(self.create_event_sync, namespace, body)
+
+    async def crd_uid(self, name: str) -> str | None:
+        return await asyncio.to_thread(self.crd_uid_sync, name)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await asyncio.to_thread(self.job_failure_sync, namespace, job)

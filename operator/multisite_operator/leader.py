@@ -9,7 +9,12 @@ writes of an otherwise idle operator, and they go to the Lease, never to a Multi
 
 Safety margin as in client-go: the leader stops acting when it could not renew for `renew_deadline`, while another
 replica takes over only after `lease_duration` without a renewal it observed (measured on its own clock, so clock
-skew between nodes does not matter). On a clean shutdown the leader releases the Lease so a standby takes over at
+skew between nodes does not matter). The leader's validity is `renew_deadline` after the start of its last
+successful renewal, by its own monotonic clock (which keeps running while the process is paused). `check` enforces
+it before every write request (kube.KubeApi's guard), not only when the loop below wakes up: a leader paused past
+its lease (SIGSTOP, a long GC pause, a frozen VM) resumes with its watch streams full of events and its reconciles
+half done, and every write they try is refused before it is sent (issue 14 item 2: such a leader made 6 writes).
+The loop then stops leading before it tries to renew. On a clean shutdown the leader releases the Lease so a standby takes over at
 its next retry instead of waiting for the lease to expire.
 """
 
@@ -29,6 +34,7 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
+from . import metrics
 from .kube import KubeApi
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,10 @@ class LeaseConfig:
     def __post_init__(self) -> None:
         if not self.retry_period < self.renew_deadline < self.lease_duration:
             raise ValueError("leader election needs retry period < renew deadline < lease duration")
+
+
+class NotLeader(RuntimeError):
+    """A write refused because this replica's Lease is not (or no longer) valid by its own clock."""
 
 
 def default_identity() -> str:
@@ -79,6 +89,7 @@ class LeaderElector:
         self.on_started = on_started
         self.on_stopped = on_stopped
         self.leading = False
+        self._renewed_at = float("-inf")  # monotonic start of the last successful acquire/renew round
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
         self._lease: dict[str, Any] | None = None
@@ -134,9 +145,12 @@ class LeaderElector:
         return True
 
     async def _round(self) -> bool:
+        started = time.monotonic()  # the Lease's renewTime is written after this: others wait from then on
         try:
             ok = await asyncio.wait_for(asyncio.to_thread(self._try_acquire_or_renew), self.config.renew_deadline)
             self._last_error = ""
+            if ok:
+                self._renewed_at = started
             return ok
         except Exception as exc:  # noqa: BLE001 - an unreachable API server is a failed round, retried
             text = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -145,6 +159,22 @@ class LeaderElector:
                             text)
             self._last_error = text
             return False
+
+    # --- validity -------------------------------------------------------------------------------------------------
+    def valid_for(self) -> float:
+        """Seconds this replica may still act as leader by its own clock (<= 0: it must not write)."""
+        if not self.leading:
+            return 0.0
+        return self._renewed_at + self.config.renew_deadline - time.monotonic()
+
+    def check(self) -> None:
+        """The write guard: raise NotLeader unless the Lease is ours and renewed within the renew deadline.
+
+        Called from worker threads right before each write request; reads two fields, takes no lock."""
+        if self.valid_for() <= 0:
+            metrics.WRITES_REFUSED.inc()
+            raise NotLeader(f"{self.config.identity} does not hold lease {self.config.namespace}/{self.config.name} "
+                            f"(not renewed within {self.config.renew_deadline:g} s by this replica's clock)")
 
     # --- the loop ---------------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -157,14 +187,14 @@ class LeaderElector:
             log.info("leader election: %s acquired lease %s/%s and starts reconciling", c.identity, c.namespace,
                      c.name)
             self.on_started()
-            renewed = time.monotonic()
-            while time.monotonic() - renewed < c.renew_deadline:
-                await asyncio.sleep(c.retry_period)
-                if await self._round():
-                    renewed = time.monotonic()
+            while (left := self.valid_for()) > 0:
+                await asyncio.sleep(min(c.retry_period, left))
+                if self.valid_for() <= 0:
+                    break  # the deadline passed while asleep (or paused): stop first, never renew late
+                await self._round()
             self.leading = False
-            log.warning("leader election: %s could not renew lease %s/%s for %ss; standing by", c.identity,
-                        c.namespace, c.name, c.renew_deadline)
+            log.warning("leader election: %s could not renew lease %s/%s within %ss; stops reconciling and stands by",
+                        c.identity, c.namespace, c.name, c.renew_deadline)
             self.on_stopped()
 
     def release(self) -> None:

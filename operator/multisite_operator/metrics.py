@@ -15,6 +15,12 @@ WRITES = Counter("multisite_api_writes_total",
 SECRET_READS = Counter("multisite_secret_reads_total",
                        "GETs of Secrets a project references (to find missing and rotated ones); flat while every "
                        "project is Ready and unchanged, between rechecks (--secret-recheck-seconds).")
+WRITE_REQUESTS = Counter("multisite_api_write_requests_total",
+                         "Write requests sent to the Kubernetes API (apply, delete, status, Event; Lease renewals "
+                         "excluded), each retry counted: what a deposed leader must never send.")
+WRITES_REFUSED = Counter("multisite_writes_refused_total",
+                         "Writes refused before sending because this replica's Lease had expired by its own clock "
+                         "(leader.py): each one is a write a deposed leader would otherwise have made.")
 PROJECTS = Gauge("multisite_projects", "MultiSiteProjects known to this operator.")
 SITES = Gauge("multisite_sites_managed", "Sites across every MultiSiteProject known to this operator.")
 POPULATE_RESULTS = Counter("multisite_populate_results_total",

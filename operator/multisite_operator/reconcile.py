@@ -218,9 +218,9 @@ class Reconciler:
             self.emit(project, "Normal", "SiteRestored", f"SITE_ID {site_id} is in spec.sites again")
 
     def forget_all(self) -> None:
-        """Drop everything remembered across reconciles (statuses written, Secret reads, Job failure messages): for the leader
-        election to call when this replica loses or gains leadership, since another replica may have written
-        since. Nothing is lost: every reconcile then reads the cluster's own status and children."""
+        """Drop everything remembered across reconciles (statuses written, Secret reads, Job failure messages): for
+        the leader election to call when this replica loses or gains leadership, since another replica may have
+        written since (issue 14 item 1). Nothing is lost: every reconcile then reads the cluster's own state."""
         self._written.clear()
         self.secret_checks.forget_all()
         self.failures.prune_all()

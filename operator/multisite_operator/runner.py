@@ -18,21 +18,24 @@ def run(args: argparse.Namespace) -> None:
 
 
 async def _operate(args: argparse.Namespace) -> None:
-    """kopf, plus (with --leader-elect) the Lease loop that switches reconciling on and off; see leader.py."""
+    """kopf, plus (with --leader-elect) the Lease loop that switches reconciling on and off (leader.py), and the
+    check that fails liveness once the CRD was re-created under kopf's watch (crdwatch.py)."""
     import kopf
 
+    from . import crdwatch
     from .controller import Controller
     from .handlers import register
+    from .kube import KubeApi, load_api_client
 
     registry = kopf.OperatorRegistry()
     controller = Controller(secret_recheck=getattr(args, "secret_recheck_seconds", 60.0))
     register(registry, controller)
+    crd_watch = crdwatch.install(registry, KubeApi(load_api_client(), attempts=1, counts_writes=False))
     tracer = tracing.current()
     if tracer is not None:
         tracer.started(controller)
     elector = None
     if getattr(args, "leader_elect", False):
-        from .kube import KubeApi, load_api_client
         from .leader import LeaderElector, LeaseConfig, default_identity, default_namespace
 
         lease = LeaseConfig(
@@ -41,9 +44,11 @@ async def _operate(args: argparse.Namespace) -> None:
             renew_deadline=args.renew_deadline, retry_period=args.retry_period,
         )
         controller.active = False  # a standby until the Lease is ours
-        elector = LeaderElector(KubeApi(load_api_client(), attempts=1), lease, controller.activate,
-                                controller.deactivate)
+        elector = LeaderElector(KubeApi(load_api_client(), attempts=1, counts_writes=False), lease,
+                                controller.activate, controller.deactivate)
+        controller.guard = elector.check  # every write of a reconcile needs a Lease valid by this replica's clock
     task = asyncio.create_task(elector.run()) if elector else None
+    watching = asyncio.create_task(crd_watch.run())
     try:
         await kopf.operator(
             registry=registry,
@@ -55,6 +60,7 @@ async def _operate(args: argparse.Namespace) -> None:
             priority=args.priority,
         )
     finally:
+        watching.cancel()
         if task is not None:
             task.cancel()
         if elector is not None:

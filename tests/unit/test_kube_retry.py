@@ -52,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_PATCH = do_GET = do_DELETE = do_PUT = _answer
+    do_PATCH = do_GET = do_DELETE = do_PUT = do_POST = _answer
 
     def log_message(self, *args: object) -> None:  # keep pytest output clean
         pass
