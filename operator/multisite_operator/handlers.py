@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from . import claims, metrics, pods, tracing
-from .controller import CHILD_INDEXES, Controller
+from .controller import CHILD_INDEXES, Controller, Priority
 from .kube import KubeApi, load_api_client
 from .models import GROUP, KIND, PLURAL, VERSION
 from .naming import MANAGED_BY, MANAGER, PROJECT_LABEL
@@ -38,6 +38,18 @@ def slim(body: Any) -> dict[str, Any]:
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
+
+
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf keeps a diff base (a deep copy of every event's body, and an annotation) for change handlers; this
+    operator has none (see above), so keeping nothing changes no behaviour and saves the copy: a third less CPU
+    at start-up with 200 projects (bench/ANALYSIS.md)."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
 
 
 def owning_project(body: Any, labels: Any) -> str | None:
@@ -77,6 +89,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.watching.connect_timeout = 5
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 32
+        settings.persistence.diffbase_storage = NoDiffBase()
         controller.reconciler = Reconciler(KubeApi(api_client), emit=emit)
         tracer = tracing.current()
         if tracer is not None:
@@ -136,16 +149,22 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
                 controller.indexes[name] = kwargs[name]
 
     # --- triggers -------------------------------------------------------------------------------------------------
+    site_counts: dict[Key, int] = {}  # sites per project, for the gauge (summing specs on every event is quadratic)
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def project_event(namespace: str, name: str, uid: str, type: str | None, **kwargs: Any) -> None:
+    async def project_event(namespace: str, name: str, uid: str, type: str | None, body: kopf.Body,
+                            **kwargs: Any) -> None:
         capture(kwargs)
         projects = controller.indexes.get("projects_idx") or {}
         metrics.PROJECTS.set(len(projects))
-        metrics.SITES.set(sum(len(p.get("spec", {}).get("sites") or []) for store in projects.values() for p in store))
         if type == "DELETED":
+            site_counts.pop((namespace, name), None)
             controller.forget((namespace, name), uid)
         else:
-            await controller.trigger((namespace, name))
+            site_counts[(namespace, name)] = len((body.get("spec") or {}).get("sites") or [])
+            priority = controller.project_priority((namespace, name), body.get("metadata", {}).get("generation"), type)
+            await controller.trigger((namespace, name), priority)
+        metrics.SITES.set(sum(site_counts.values()))
         # A project that changed may have released a domain that another one waits for.
         for waiting in list(controller.in_conflict - {(namespace, name)}):
             asyncio.ensure_future(controller.trigger(waiting))

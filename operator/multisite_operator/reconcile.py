@@ -28,6 +28,7 @@ from .observe import FailureMessages
 from .redact import redact
 from .render import Owner
 from .specs import readable, validate
+from .status_writer import StatusWriter
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Obj, str, str, str], None]  # (project, type Normal|Warning, reason, message)
@@ -53,6 +54,19 @@ class Reconciler:
         self.emit = emit
         self._written: dict[tuple[str, str, str], Obj] = {}  # status we last wrote, per project uid
         self.failures = FailureMessages(api.job_failure)
+        self.status = StatusWriter(api.patch_status, self._status_failed)
+        self.retry: Callable[[tuple[str, str]], None] | None = None  # the controller's: reconcile this one again
+
+    def _status_failed(self, project: tuple[str, str]) -> None:
+        """A status write failed for good: compare with the cluster's status next time, and make a next time."""
+        for memo in [m for m in self._written if m[:2] == project]:
+            del self._written[memo]
+        if self.retry is not None:
+            self.retry(project)
+
+    async def flush(self) -> None:
+        """Wait for the status writes handed over so far (tests)."""
+        await self.status.flush()
 
     async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None,
                         image_problems: list[str] | None = None,
@@ -145,7 +159,8 @@ class Reconciler:
         meta = project["metadata"]
         if status == old:
             return
-        await self.api.patch_status(meta["namespace"], meta["name"], status)
+        # Off the critical path (status_writer.py): remembered as written now, so the next reconcile compares with it.
+        self.status.submit((meta["namespace"], meta["name"]), status)
         self._written[(meta["namespace"], meta["name"], meta.get("uid"))] = status
         outcome.status_written = True
         outcome.writes += 1
