@@ -88,7 +88,7 @@ class Controller:
     def forget(self, key: Key, uid: str | None) -> None:
         """The project is gone: drop what is remembered about it."""
         if self.reconciler is not None:
-            self.reconciler.forget(*key)
+            self.reconciler.forget(*key, uid)
         self.specs.forget(uid)
         self.in_conflict.discard(key)
         self.pull_messages.pop(key, None)

@@ -27,6 +27,7 @@ from .obj import Key, Obj, key
 from .observe import FailureMessages
 from .redact import redact
 from .render import Owner
+from .rendered import RenderCache
 from .specs import readable, validate
 from .status_writer import StatusWriter
 
@@ -54,6 +55,7 @@ class Reconciler:
         self.emit = emit
         self._written: dict[tuple[str, str, str], Obj] = {}  # status we last wrote, per project uid
         self.failures = FailureMessages(api.job_failure)
+        self.rendered = RenderCache()  # children rendered once per spec generation (rendered.py)
         self.status = StatusWriter(api.patch_status, self._status_failed)
         self.retry: Callable[[tuple[str, str]], None] | None = None  # the controller's: reconcile this one again
 
@@ -92,7 +94,7 @@ class Reconciler:
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
         observed = {key(c): c for c in children}
-        plan = MODES[spec.mode].plan(spec, owner, old, observed)
+        plan = MODES[spec.mode].plan(spec, owner, old, observed, self.rendered)
         kept = switch.handover_keeps(spec, plan.desired, children, observed)
 
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
@@ -196,7 +198,8 @@ class Reconciler:
         for site_id in sorted(before - set(after)):
             self.emit(project, "Normal", "SiteRestored", f"SITE_ID {site_id} is in spec.sites again")
 
-    def forget(self, namespace: str, name: str) -> None:
+    def forget(self, namespace: str, name: str, uid: str | None = None) -> None:
+        self.rendered.forget(uid)
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
             del self._written[memo]
         self.failures.prune(namespace, name)

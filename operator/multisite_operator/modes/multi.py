@@ -12,7 +12,8 @@ from ..models import MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL, PROJECT_LABEL, site_name
 from ..obj import Key, Obj, key
 from ..observe import FAILED, RUNNING, deployed_image, deployment_ready, job_state, ready_replicas
-from ..render import Owner, render, render_jobs
+from ..render import Owner
+from ..rendered import RenderCache
 from . import Facts, Plan, Report, listed
 
 
@@ -31,10 +32,13 @@ def rolled_image(spec: MultiSiteProjectSpec, migrate: Obj, old: Obj, observed: d
     return max(set(images), key=images.count) if images else None
 
 
-def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj]) -> Plan:
-    jobs = render_jobs(spec, owner)
+def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj],
+         cache: RenderCache | None = None) -> Plan:
+    """`cache`: renderings of this spec kept from an earlier reconcile (rendered.py)."""
+    cache = cache or RenderCache()
+    jobs = cache.jobs(spec, owner)
     site_image = rolled_image(spec, jobs["migrate"], old, observed)
-    desired = render(spec, owner, site_image, jobs)
+    desired = cache.children(spec, owner, site_image, jobs)
     mkey = key(jobs["migrate"])
     other_running = [c for k, c in observed.items() if k != mkey and running_migration(c)]
     if (site_image == spec.image and mkey not in observed) or other_running:

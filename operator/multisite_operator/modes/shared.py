@@ -10,13 +10,17 @@ from ..models import MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL, PROJECT_LABEL, SITES_ANNOTATION, web_name
 from ..obj import Key, Obj, key
 from ..observe import FAILED, RUNNING, SUCCEEDED, deployment_ready, job_state, ready_replicas
-from ..render import Owner, render, render_jobs
+from ..render import Owner
+from ..rendered import RenderCache
 from . import Facts, Plan, Report
 
 
-def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj]) -> Plan:
-    jobs = render_jobs(spec, owner)
-    return Plan(desired=render(spec, owner, None, jobs), jobs=jobs)
+def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj],
+         cache: RenderCache | None = None) -> Plan:
+    """`cache`: renderings of this spec kept from an earlier reconcile (rendered.py)."""
+    cache = cache or RenderCache()
+    jobs = cache.jobs(spec, owner)
+    return Plan(desired=cache.children(spec, owner, None, jobs), jobs=jobs)
 
 
 async def report(f: Facts) -> Report:
