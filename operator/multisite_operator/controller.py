@@ -25,6 +25,7 @@ from enum import IntEnum
 from typing import Any
 
 from . import claims, metrics, pods, tracing
+from .packed import expand
 from .reconcile import Reconciler
 from .specs import SpecCache
 
@@ -215,8 +216,8 @@ class Controller:
             return
         if getattr(self.reconciler, "retry", False) is None:  # a failed status write reconciles again (backoff)
             self.reconciler.retry = lambda k: self._later(k, self.states.setdefault(k, _State()), 5)
-        project = found[0]
-        children = [c for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
+        project = expand(found[0])  # the indexes keep specs as JSON text (packed.py)
+        children = [expand(c) for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
         conflicts = self.conflicts(key, project)
         (self.in_conflict.add if conflicts else self.in_conflict.discard)(key)
         started = time.perf_counter()

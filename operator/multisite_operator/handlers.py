@@ -20,6 +20,7 @@ from .controller import CHILD_INDEXES, Controller, Priority
 from .kube import KubeApi, load_api_client
 from .models import GROUP, KIND, PLURAL, VERSION
 from .naming import MANAGED_BY, MANAGER, PROJECT_LABEL
+from .packed import pack
 from .reconcile import Reconciler
 
 Key = tuple[str, str]
@@ -28,14 +29,16 @@ INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_id
 
 
 def slim(body: Any) -> dict[str, Any]:
-    """What reconciles read of an object; managedFields and the rest stay out of memory."""
+    """What reconciles read of an object; managedFields and the rest stay out of memory, and the spec is kept as
+    compact JSON text (packed.py; the controller expands it for the reconcile)."""
     meta = body.get("metadata", {})
-    keep = ("name", "namespace", "uid", "generation", "labels", "annotations", "ownerReferences", "creationTimestamp")
+    keep = ("name", "namespace", "uid", "generation", "labels", "annotations", "ownerReferences", "creationTimestamp",
+            "deletionTimestamp")
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
         "metadata": {k: meta[k] for k in keep if k in meta},
-        "spec": dict(body.get("spec") or {}),
+        "spec": pack(dict(body.get("spec") or {})),
         "status": dict(body.get("status") or {}),
     }
 

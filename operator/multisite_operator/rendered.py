@@ -5,10 +5,15 @@ finished) with the same spec: rendering 1000 sites again each time cost ~50 ms o
 (bench/ANALYSIS.md). Rendering is a pure function of the parsed spec, the owner and (multi-project) the image the
 sites run; the controller's SpecCache hands out one parsed spec object per (uid, generation), so that object's
 identity is the cache key: a new generation is a new object, and the old rendering is dropped with it.
+
+Only the projects reconciled most recently are kept (CACHE_SIZE, as many as reconciles run at once): a project's
+reconciles come in bursts (created, then its children's events until Ready), and keeping every project's
+rendering would cost more memory than the informer caches themselves (~90 KB per 20-site project).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .models import MultiSiteProjectSpec
@@ -23,11 +28,16 @@ class _Entry:
     children: dict[str | None, Desired]  # by site_image
 
 
-class RenderCache:
-    """One entry per project uid. Callers get fresh dicts (they may drop roles) over shared, unmodified objects."""
+CACHE_SIZE = 16
 
-    def __init__(self) -> None:
-        self._by_uid: dict[str, _Entry] = {}
+
+class RenderCache:
+    """One entry per project uid, the CACHE_SIZE most recent. Callers get fresh dicts (they may drop roles) over
+    shared objects that nothing modifies."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._by_uid: OrderedDict[str, _Entry] = OrderedDict()
 
     def _entry(self, spec: MultiSiteProjectSpec, owner: Owner) -> _Entry | None:
         if owner.uid is None:  # rendered without a cluster: nothing to key on
@@ -36,6 +46,9 @@ class RenderCache:
         if entry is None or entry.spec is not spec or entry.owner != owner:
             entry = _Entry(spec, owner, render_jobs(spec, owner), {})
             self._by_uid[owner.uid] = entry
+            while len(self._by_uid) > self.size:
+                self._by_uid.popitem(last=False)
+        self._by_uid.move_to_end(owner.uid)
         return entry
 
     def jobs(self, spec: MultiSiteProjectSpec, owner: Owner) -> Desired:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .models import MultiSiteProjectSpec
+from .packed import unpack
 
 Parsed = MultiSiteProjectSpec | ValidationError
 
@@ -46,10 +47,10 @@ class SpecCache:
         meta = project.get("metadata") or {}
         uid, generation = meta.get("uid"), meta.get("generation")
         if uid is None or generation is None:  # not from the API server (e.g. a file): nothing to key on
-            return validate(project.get("spec"))
+            return validate(unpack(project.get("spec")))
         hit = self._by_uid.get(uid)
         if hit is None or hit[0] != generation:
-            hit = (generation, validate(project.get("spec")))
+            hit = (generation, validate(unpack(project.get("spec"))))
             self._by_uid[uid] = hit
         return hit[1]
 
