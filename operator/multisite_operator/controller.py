@@ -35,6 +35,9 @@ CHILD_INDEXES = ("deployments_idx", "services_idx", "ingresses_idx", "jobs_idx")
 # Reconciles at once: enough to keep the API server busy, few enough that their working sets stay small; matches
 # kube.API_THREADS (measured in bench/ANALYSIS.md: 16/16 keeps the start-up time at a third less peak memory).
 RECONCILE_WORKERS = 16
+# More workers that take only edits: an edit then never waits for one of the backlog's reconciles to end (each can
+# take seconds on a loaded machine while 16 share the CPU), only for the API threads.
+EDIT_WORKERS = 2
 
 
 class Priority(IntEnum):
@@ -73,6 +76,7 @@ class Controller:
     pulling: dict[str, Key] = field(default_factory=dict)  # pod uid -> project, for pods that cannot pull or crash
     pull_messages: dict[Key, dict[str, str]] = field(default_factory=dict)  # first kubelet message per image
     workers: int = RECONCILE_WORKERS
+    edit_workers: int = EDIT_WORKERS
     generations: dict[Key, Any] = field(default_factory=dict)  # last generation seen per project (for priority)
     _queue: list[tuple[int, int, Key]] = field(default_factory=list)  # heap of (priority, ticket, key)
     _tickets: itertools.count = field(default_factory=itertools.count)
@@ -146,13 +150,14 @@ class Controller:
     def _start_workers(self) -> None:
         if self._wake is None:
             self._wake = asyncio.Event()
-        self._tasks = [t for t in self._tasks if not t.done()]
-        while len(self._tasks) < self.workers:
-            self._tasks.append(asyncio.ensure_future(self._work()))
+        if not self._tasks:
+            self._tasks = [asyncio.ensure_future(self._work(Priority.BACKLOG)) for _ in range(self.workers)]
+            self._tasks += [asyncio.ensure_future(self._work(Priority.EDIT)) for _ in range(self.edit_workers)]
 
-    def _next(self) -> Key | None:
-        """The most urgent project waiting, skipping entries a more urgent one replaced."""
-        while self._queue:
+    def _next(self, least: Priority) -> Key | None:
+        """The most urgent project waiting (if at least as urgent as `least`), skipping entries a more urgent one
+        replaced."""
+        while self._queue and self._queue[0][0] <= least:
             _, ticket, key = heapq.heappop(self._queue)
             state = self.states.get(key)
             if state is not None and state.queued is not None and state.ticket == ticket:
@@ -160,10 +165,11 @@ class Controller:
                 return key
         return None
 
-    async def _work(self) -> None:
+    async def _work(self, least: Priority) -> None:
+        """One worker: takes the most urgent project waiting, if at least as urgent as `least`."""
         assert self._wake is not None
         while True:
-            key = self._next()
+            key = self._next(least)
             if key is None:
                 self._wake.clear()
                 await self._wake.wait()

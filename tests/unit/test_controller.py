@@ -140,6 +140,27 @@ def test_at_most_workers_reconciles_run_at_once_and_every_project_is_reconciled(
     assert rec.most_at_once == 3 and sorted(rec.order) == sorted(f"p{i}" for i in range(20))
 
 
+def test_an_edit_starts_even_while_every_worker_is_busy_with_the_backlog():
+    """Edits have workers of their own (EDIT_WORKERS): a slow start-up backlog never holds one back."""
+
+    async def scenario() -> list[str]:
+        names = tuple(f"p{i}" for i in range(6))
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        c = controller(rec, names, workers=2)
+        for n in names:
+            await c.trigger(("shop", n), Priority.BACKLOG)
+        await until(lambda: rec.running == 2)
+        await c.trigger(("shop", "p5"), Priority.EDIT)
+        await until(lambda: rec.running == 3)  # started although both backlog workers are still busy
+        started = list(rec.order)
+        rec.gate.set()
+        await c.idle()
+        return started
+
+    assert asyncio.run(scenario()) == ["p0", "p1", "p5"]
+
+
 def test_project_events_get_their_priority_from_the_event_and_the_generation():
     c = Controller()
     assert c.project_priority(KEY, 1, None) == Priority.BACKLOG  # kopf's initial listing
