@@ -56,6 +56,7 @@ class Reconciler:
         self.emit = emit
         self._written: dict[tuple[str, str, str], Packed] = {}  # status we last wrote, per project uid (as JSON)
         self.failures = FailureMessages(api.job_failure)
+        self._jobs_reported: dict[tuple[str, str], set[str]] = {}  # uids of Jobs whose start was reported
         self.rendered = RenderCache()  # children rendered once per spec generation (rendered.py)
         self.status = StatusWriter(api.patch_status, self._status_failed)
         self.retry: Callable[[tuple[str, str]], None] | None = None  # the controller's: reconcile this one again
@@ -126,6 +127,8 @@ class Reconciler:
                       job_message=lambda job: self.failures.message(ns, name, job, secrets.values))
         report = await MODES[spec.mode].report(facts)
         self.failures.prune(ns, name, {k[1] for k in current if k[0] == "Job"})
+        if (ns, name) in self._jobs_reported:  # only Jobs that still exist can be applied again by a lagging cache
+            self._jobs_reported[(ns, name)] &= {c["metadata"].get("uid") for k, c in current.items() if k[0] == "Job"}
         pod_trouble = pods.problem(image_problems or []) or pods.crash([redact(c, secrets.values) for c in crashes or []])
         status = assemble(facts, report, kept is not None, pod_trouble, meta.get("generation"))
 
@@ -174,9 +177,19 @@ class Reconciler:
         self._report_orphans(project, old, status)
 
     def _report_started_jobs(self, project: Obj, spec: MultiSiteProjectSpec, jobs: list[Obj]) -> None:
-        """One Event (and one count) per Job created: the decision to write to the shared database."""
+        """One Event (and one count) per Job created: the decision to write to the shared database.
+
+        A reconcile that runs before the informer has seen a Job created a moment ago applies it again (a no-op for
+        the API server: same content, same name); the Job's uid says it is the same Job, so it is reported once."""
+        meta = project["metadata"]
+        reported = self._jobs_reported.setdefault((meta["namespace"], meta["name"]), set())
         for job in jobs:
             name = job["metadata"]["name"]
+            uid = job["metadata"].get("uid")
+            if uid and uid in reported:
+                continue
+            if uid:
+                reported.add(uid)
             component = (job["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
             if component == "migrate":
                 metrics.MIGRATE_RESULTS.labels("started").inc()
@@ -201,6 +214,7 @@ class Reconciler:
 
     def forget(self, namespace: str, name: str, uid: str | None = None) -> None:
         self.rendered.forget(uid)
+        self._jobs_reported.pop((namespace, name), None)
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
             del self._written[memo]
         self.failures.prune(namespace, name)

@@ -61,6 +61,7 @@ class FakeCluster:
         new = copy.deepcopy(obj)
         gen = (before or {}).get("metadata", {}).get("generation", 0)
         new["metadata"]["generation"] = gen + (before is None or before.get("spec") != obj.get("spec"))
+        new["metadata"]["uid"] = (before or {}).get("metadata", {}).get("uid") or f"uid-{key[0]}-{key[1]}"
         new["status"] = copy.deepcopy((before or {}).get("status") or {})
         self.objects[key] = new
         self.writes.append(("apply", *key))

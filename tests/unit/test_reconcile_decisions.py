@@ -24,6 +24,18 @@ def kinds(writes: list[tuple[str, str, str]], verb: str = "apply") -> list[str]:
 
 
 # --- shared mode -----------------------------------------------------------------------------------------------------
+def test_a_job_applied_again_by_a_lagging_cache_is_reported_once():
+    """The next reconcile may run before the informer has seen the Job just created: it applies the same Job
+    again (a no-op for the API server), and must not say PopulateStarted twice."""
+    import asyncio
+
+    cluster, r = setup()
+    reconcile(r, cluster)
+    lagging = [c for c in cluster.children() if c["kind"] != "Job"]
+    asyncio.run(r.reconcile(cluster.project, lagging))
+    assert [reason for _, reason, _ in cluster.events].count("PopulateStarted") == 1
+
+
 def test_shared_new_project_applies_every_child_once_and_reports_rolling_out():
     cluster, r = setup()
     out = reconcile(r, cluster)
