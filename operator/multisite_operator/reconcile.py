@@ -26,6 +26,7 @@ from .naming import COMPONENT_LABEL
 from .obj import Key, Obj, key
 from .observe import FailureMessages
 from .packed import Packed, pack, unpack
+from .recent import RecentlyApplied
 from .redact import redact
 from .render import Owner
 from .rendered import RenderCache
@@ -57,6 +58,7 @@ class Reconciler:
         self._written: dict[tuple[str, str, str], Packed] = {}  # status we last wrote, per project uid (as JSON)
         self.failures = FailureMessages(api.job_failure)
         self._jobs_reported: dict[tuple[str, str], set[str]] = {}  # uids of Jobs whose start was reported
+        self.recent = RecentlyApplied()  # what was applied until the informer shows it (recent.py)
         self.rendered = RenderCache()  # children rendered once per spec generation (rendered.py)
         self.status = StatusWriter(api.patch_status, self._status_failed)
         self.retry: Callable[[tuple[str, str]], None] | None = None  # the controller's: reconcile this one again
@@ -95,7 +97,7 @@ class Reconciler:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
-        observed = {key(c): c for c in children}
+        observed = self.recent.merge((ns, name), {key(c): c for c in children})  # the cache may lag our writes
         plan = MODES[spec.mode].plan(spec, owner, old, observed, self.rendered)
         kept = switch.handover_keeps(spec, plan.desired, children, observed)
 
@@ -112,6 +114,7 @@ class Reconciler:
                 raise
             message = redact(f"the API server rejected a child: {api_message(exc)}", secrets.values)[:1024]
             return await self._blocked(project, old, cond.R_INVALID_SPEC, message, retry=60)
+        self.recent.remember((ns, name), applied)
         self._report_started_jobs(project, spec, [o for o in applied if o["kind"] == "Job"])
         current = {**observed, **{key(o): o for o in applied}}
 
@@ -144,6 +147,7 @@ class Reconciler:
                 current.pop(key(child), None)
                 continue
             gone = await self.api.delete(child["apiVersion"], child["kind"], ns, child["metadata"]["name"])
+            self.recent.forget((ns, project["metadata"]["name"]), key(child))
             current.pop(key(child), None)
             if gone is False:  # already deleted: said once, by the reconcile that deleted it
                 continue
@@ -215,6 +219,7 @@ class Reconciler:
     def forget(self, namespace: str, name: str, uid: str | None = None) -> None:
         self.rendered.forget(uid)
         self._jobs_reported.pop((namespace, name), None)
+        self.recent.forget((namespace, name))
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
             del self._written[memo]
         self.failures.prune(namespace, name)
