@@ -108,10 +108,15 @@ async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
             return await api.apply(obj)
 
     order = sorted(range(len(objs)), key=lambda i: ORDER[objs[i]["kind"]])
-    done = await asyncio.gather(*(one(objs[i]) for i in order))
+    done = await asyncio.gather(*(one(objs[i]) for i in order), return_exceptions=True)
+    # Every request has ended; when several failed, the first in dependency order is the one reported, so the
+    # same spec always gives the same message (a 422 for the Deployment, not sometimes the Job's).
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
     results: list[Obj] = [{}] * len(objs)
     for i, obj in zip(order, done):
-        results[i] = obj
+        results[i] = obj  # type: ignore[assignment]
     return results
 
 

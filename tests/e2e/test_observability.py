@@ -146,11 +146,11 @@ def test_events_report_each_decision_once(api_client, namespace, operator):
 
     # Nothing new happens on a no-op event: no Event is repeated.
     before = reasons(api_client, namespace)
+    # Counted before the change: the reconcile it causes may be done before a scrape after it.
+    reconciles = value(scrape(operator), "multisite_reconciles_total", result="unchanged")
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
         "multisite.dev", "v1alpha1", namespace, "multisiteprojects", "example",
         {"metadata": {"annotations": {"example.com/touched": "yes"}}})
-    samples = scrape(operator)
-    reconciles = value(samples, "multisite_reconciles_total", result="unchanged")
     wait_for(lambda: value(scrape(operator), "multisite_reconciles_total", result="unchanged") > reconciles,
              timeout=30, message="a reconcile after the annotation change")
     assert reasons(api_client, namespace) == before
