@@ -31,7 +31,7 @@ WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 SCHEMA_PREFIX = "bench-operator-"
 
 
-def operator_identity(cluster: Any, api: client.ApiClient, out: Path) -> str:
+def operator_identity(cluster: Any, api: client.ApiClient, out: Path, grant_namespace_list: bool = False) -> str:
     """deploy/namespace.yaml and deploy/rbac.yaml applied verbatim, one FlowSchema per verb for that
     ServiceAccount, and a kubeconfig holding a token of it (as the pod's in-cluster config would); returns its path.
     """
@@ -40,15 +40,17 @@ def operator_identity(cluster: Any, api: client.ApiClient, out: Path) -> str:
                               str(ROOT / "deploy" / doc)], capture_output=True, text=True)
         if res.returncode:
             raise RuntimeError(f"kubectl apply -f deploy/{doc}: {res.stderr.strip()}")
-    # kopf lists namespaces when it is given --namespace (deploy/ runs it cluster-wide, so rbac.yaml does not allow
-    # it); without this the benchmark's namespace-scoped operators would spend ~54 s in kopf's retries at start.
-    rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_cluster_role({"metadata": {"name": "bench-namespace-reader"}, "rules": [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]})
-    rbac.create_cluster_role_binding({
-        "metadata": {"name": "bench-namespace-reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench-namespace-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}]})
+    if grant_namespace_list:
+        # Operators from before `--namespace` turned kopf's namespace scanning off (runner.py) list namespaces,
+        # which rbac.yaml does not allow: without this they spend ~54 s in kopf's retries at start. Today's
+        # operator needs nothing beyond deploy/rbac.yaml (this is off by default, and the bench proves it).
+        rbac = client.RbacAuthorizationV1Api(api)
+        rbac.create_cluster_role({"metadata": {"name": "bench-namespace-reader"}, "rules": [
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]})
+        rbac.create_cluster_role_binding({
+            "metadata": {"name": "bench-namespace-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench-namespace-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": SA_NAME, "namespace": SA_NAMESPACE}]})
     subject = {"kind": "ServiceAccount", "serviceAccount": {"name": SA_NAME, "namespace": SA_NAMESPACE}}
     # Leader election's Lease traffic is counted apart (it matches first: lower precedence number wins).
     _flow_schema(api, "leases", {"subjects": [subject], "resourceRules": [{

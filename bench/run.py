@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="repeats of each shared-mode convergence case")
     p.add_argument("--multi-repeats", type=int, default=3, help="repeats of each multi-project convergence case")
     p.add_argument("--edits", type=int, default=20)
+    p.add_argument("--edit-sizes", default="100,1000",
+                   help="sites of the shared projects whose edit latency is measured (each on its first operator run)")
     p.add_argument("--scale-projects", type=int, default=200)
     p.add_argument("--scale-sites", type=int, default=20)
     p.add_argument("--idle-seconds", type=float, default=60)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="first wait up to this long for the 1-minute load average to drop below 1")
     p.add_argument("--crd", type=Path, default=CRD_FILE,
                    help="what-if: install this CRD instead of the committed one (e.g. without some CEL rules)")
+    p.add_argument("--grant-namespace-list", action="store_true",
+                   help="also let the operator list/watch namespaces (for measuring operators older than this one)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (operator logs, rendered YAML)")
     p.add_argument("--out", type=Path, default=None,
                    help="results file (default bench/results.json, written only when every part ran)")
@@ -69,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only or list(PARTS)
     sizes = [int(x) for x in args.sizes.split(",") if x]
     multi = [int(x) for x in args.multi.split(",") if x]
+    edit_sizes = [int(x) for x in args.edit_sizes.split(",") if x]
 
     if args.wait_quiet:
         print(f"waiting up to {args.wait_quiet:g} s for a quiet machine (load {machine.load1()})", flush=True)
@@ -86,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         install_crd(cp, args.crd)
         results["crd"] = str(args.crd.resolve().relative_to(ROOT) if args.crd.resolve().is_relative_to(ROOT) else args.crd)
         env = scenarios.Env(api=api, admin_kubeconfig=cp.kubeconfig,
-                            operator_kubeconfig=apicount.operator_identity(cp, api, workdir / "operator.kubeconfig"),
+                            operator_kubeconfig=apicount.operator_identity(
+                                cp, api, workdir / "operator.kubeconfig", args.grant_namespace_list),
                             kubectl=cp.kubectl, workdir=workdir, profile=args.profile,
                             trace=args.trace, operator_env=dict(e.split("=", 1) for e in args.operator_env))
 
@@ -104,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             t_part = time.monotonic()
 
             def edit_on(run: dict, op) -> None:
-                if "edit" in parts and run["sites"] == 100 and run["mode"] == "shared" and "edit" not in results:
-                    print("edit latency", flush=True)
-                    results["edit"] = scenarios.edit_latency(env, run["namespace"], op, args.edits)
-                    print(f"  edit: median {results['edit']['median_s']} s, p95 {results['edit']['p95_s']} s", flush=True)
+                label = "edit" if run["sites"] == 100 else f"edit_{run['sites']}"
+                if "edit" in parts and run["sites"] in edit_sizes and run["mode"] == "shared" and label not in results:
+                    print(f"edit latency, {run['sites']} sites", flush=True)
+                    # Half as many edits above 100 sites: each waits for a rollout of the big project (~5-10 s).
+                    edits = args.edits if run["sites"] <= 100 else max(1, args.edits // 2)
+                    results[label] = scenarios.edit_latency(env, run["namespace"], op, edits, run["sites"])
+                    print(f"  edit: median {results[label]['median_s']} s, p95 {results[label]['p95_s']} s",
+                          flush=True)
 
             if "convergence" in parts:
                 conv = scenarios.convergence(env, sizes, args.repeats, multi, args.multi_repeats,
@@ -116,12 +126,13 @@ def main(argv: list[str] | None = None) -> int:
                 results["growth"] = scenarios.growth(conv["runs"], [n for n in sizes if n >= 10])
                 results["load"]["convergence"] = sampler.summary(t_part)
             else:
-                r = scenarios.converge_operator(env, 100)
-                op = r.pop("op")
-                try:
-                    edit_on(r, op)
-                finally:
-                    op.stop()
+                for n in edit_sizes:
+                    r = scenarios.converge_operator(env, n)
+                    op = r.pop("op")
+                    try:
+                        edit_on(r, op)
+                    finally:
+                        op.stop()
     finally:
         cp.stop()
         results["wall_seconds"] = round(time.monotonic() - started, 1)

@@ -8,7 +8,6 @@ diagnosis: the figures in the table come from runs without it.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import threading
@@ -35,10 +34,6 @@ class _Timeline(Tracer):
     def started(self, controller: Any) -> None:
         _Timeline.controller = controller
 
-    def configure(self, settings: Any) -> None:
-        for tweak in _SETTINGS:
-            tweak(settings)
-
     def request(self, method: str, path: str, t0: float, t1: float) -> None:
         if _out is not None:
             _write(ev="request", method=method, path=path, t0=t0, t1=t1, thread=threading.current_thread().name)
@@ -51,9 +46,6 @@ class _Timeline(Tracer):
         if _out is not None:
             _write(ev="reconcile", name=key[1], t0=t0, t1=t1, cpu=cpu, writes=getattr(outcome, "writes", None),
                    status_written=getattr(outcome, "status_written", None))
-
-
-_SETTINGS: list[Any] = []  # what-if changes of kopf's settings, applied at the operator's startup
 
 
 def install(path: str) -> None:
@@ -127,63 +119,12 @@ def _tracemalloc(path: str) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
-def experiments() -> None:
-    """What-if knobs for proposed operator changes, applied from outside so they can be measured before anyone
-    edits the operator: MULTISITE_EXP_THREADS (threads for the blocking API calls; Python's default for
-    asyncio.to_thread is min(32, cores + 4), 6 here), MULTISITE_EXP_RECONCILES (at most this many reconciles
-    at once) and MULTISITE_EXP_NO_DIFFBASE (kopf keeps no diff base: no deepcopy of every event's body)."""
-    import asyncio
-    import concurrent.futures
-
-    from multisite_operator import reconcile
-
-    threads = int(os.environ.get("MULTISITE_EXP_THREADS") or 0)
-    if threads:
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="api")
-
-        async def to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
-            return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(func, *args, **kwargs))
-
-        asyncio.to_thread = to_thread  # type: ignore[assignment]
-    if os.environ.get("MULTISITE_EXP_NO_DIFFBASE"):
-        # kopf builds a diff base (a deepcopy of the body) for every event, for change handlers; this operator has
-        # none, so a storage that keeps nothing changes no behaviour and skips the copy.
-        import kopf
-
-        class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
-            def build(self, *, body: Any, extra_fields: Any = None) -> Any:
-                return None
-
-            def fetch(self, *, body: Any) -> Any:
-                return None
-
-        def _no_diffbase(settings: Any) -> None:
-            settings.persistence.diffbase_storage = NoDiffBase()
-
-        _SETTINGS.append(_no_diffbase)
-
-    limit = int(os.environ.get("MULTISITE_EXP_RECONCILES") or 0)
-    if limit:
-        rec = reconcile.Reconciler.reconcile
-        sem: list[asyncio.Semaphore] = []
-
-        @functools.wraps(rec)
-        async def limited(self: Any, *a: Any, **kw: Any) -> Any:
-            if not sem:
-                sem.append(asyncio.Semaphore(limit))
-            async with sem[0]:
-                return await rec(self, *a, **kw)
-
-        reconcile.Reconciler.reconcile = limited  # type: ignore[method-assign]
-
-
 def main() -> None:
-    """`python -c 'import trace_hooks; trace_hooks.main()' run ...`: the CLI, traced and/or with experiments."""
+    """`python -c 'import trace_hooks; trace_hooks.main()' run ...`: the CLI, traced and/or under tracemalloc."""
     import sys
 
     from multisite_operator import tracing
 
-    experiments()
     tracing.install(_Timeline())
     if os.environ.get("MULTISITE_TRACE"):
         install(os.environ["MULTISITE_TRACE"])

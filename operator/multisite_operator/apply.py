@@ -19,7 +19,7 @@ from kubernetes.utils.quantity import parse_quantity
 from .obj import Obj
 
 APPLY_CONCURRENCY = 16
-# Services before the workloads that use them, workloads before the Ingress that routes to them.
+# The order requests start in: Services, then workloads, then the Ingress that routes to them.
 ORDER = {"Service": 0, "Deployment": 1, "Job": 2, "Ingress": 3}
 
 
@@ -96,17 +96,27 @@ def to_apply(desired: list[Obj], observed: dict[tuple[str, str], Obj]) -> list[O
 
 
 async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
-    """Apply in dependency order, at most APPLY_CONCURRENCY requests at once; returns the server's objects."""
+    """Apply every object, at most APPLY_CONCURRENCY requests at once; returns the server's objects (in `objs`'
+    order). Requests start in dependency order, but none waits for another kind to finish: no child needs another
+    to exist first (an Ingress or Service without ready endpoints answers 503 either way until the pods are Ready),
+    and waiting kind by kind made a 100-site multi-project project slower than `kubectl apply` (bench/ANALYSIS.md).
+    """
     sem = asyncio.Semaphore(APPLY_CONCURRENCY)
 
     async def one(obj: Obj) -> Obj:
-        async with sem:
+        async with sem:  # waiters are served first come, first served: the start order below holds
             return await api.apply(obj)
 
-    results: list[Obj] = []
-    for rank in sorted({ORDER[o["kind"]] for o in objs}):
-        batch = [o for o in objs if ORDER[o["kind"]] == rank]
-        results += await asyncio.gather(*(one(o) for o in batch))
+    order = sorted(range(len(objs)), key=lambda i: ORDER[objs[i]["kind"]])
+    done = await asyncio.gather(*(one(objs[i]) for i in order), return_exceptions=True)
+    # Every request has ended; when several failed, the first in dependency order is the one reported, so the
+    # same spec always gives the same message (a 422 for the Deployment, not sometimes the Job's).
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    results: list[Obj] = [{}] * len(objs)
+    for i, obj in zip(order, done):
+        results[i] = obj  # type: ignore[assignment]
     return results
 
 

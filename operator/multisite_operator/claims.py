@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .specs import SpecCache, served_domains
+from .specs import SpecCache
 
 # (0 when the project serves the host already else 1, creationTimestamp, namespace, name): sorts winner first.
 Claim = tuple[int, str, str, str]
@@ -35,7 +35,7 @@ def claim(project: Mapping[str, Any], host: str) -> Claim:
 
 def claimed_domains(specs: SpecCache, project: Mapping[str, Any]) -> dict[str, Claim]:
     """The index entry of one project: each domain its spec asks for -> its claim on it."""
-    return {host: claim(project, host) for host in served_domains(specs.parse(dict(project)))}
+    return {host: claim(project, host) for host in specs.domains(dict(project))}
 
 
 def ingress_hosts(ingress: Mapping[str, Any]) -> set[str]:
@@ -52,7 +52,7 @@ def conflicts(specs: SpecCache, key: ProjectKey, project: Mapping[str, Any],
         return []
     out = []
     serving = serving_hosts(project)
-    for host in served_domains(specs.parse(dict(project))):
+    for host in specs.domains(dict(project)):
         routed = sorted(tuple(i) for i in (foreign or {}).get(host, []))
         if routed and host not in serving:
             out.append(f"domain {host} is already routed by Ingress {routed[0][0]}/{routed[0][1]}, which the "

@@ -1,40 +1,69 @@
-"""Per-project queueing of reconciles, without kopf: coalescing, backoff after failures, leader activation.
+"""Per-project queueing of reconciles, without kopf: a bounded work queue with priorities, coalescing, backoff after
+failures, leader activation.
 
 kopf delivers events (handlers.py); this decides when a project is reconciled: one reconcile at a time per
 project, one more if anything happened meanwhile (however many events), a growing delay after a failure, a timed
 retry while blocked on something outside the spec, and nothing at all on a standby replica.
+
+Why a queue of its own: at start-up every project arrives at once. Started together (as kopf would run them), 200
+reconciles hold their rendered children and responses while they wait for API threads, so memory peaks and no
+project is Ready before nearly all are. Here RECONCILE_WORKERS reconciles run at once, and the queue is ordered
+like controller-runtime's priority queue: a user's edit (a new generation, or a project created while running)
+first, then follow-ups of projects already under way (their children's events, retries), then the start-up
+backlog (the initial listing, activation). A project whose edit arrives while it waits in the backlog moves up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from enum import IntEnum
 from typing import Any
 
 from . import claims, metrics, pods, tracing
 from .leader import NotLeader
+from .packed import expand
 from .reconcile import Reconciler
 from .specs import SpecCache
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 CHILD_INDEXES = ("deployments_idx", "services_idx", "ingresses_idx", "jobs_idx")
+# Reconciles at once: enough to keep the API server busy, few enough that their working sets stay small; matches
+# kube.API_THREADS (measured in bench/ANALYSIS.md: 16/16 keeps the start-up time at a third less peak memory).
+RECONCILE_WORKERS = 16
+# More workers that take only edits: an edit then never waits for one of the backlog's reconciles to end (each can
+# take seconds on a loaded machine while 16 share the CPU), only for the API threads.
+EDIT_WORKERS = 2
+
+
+class Priority(IntEnum):
+    """Lower goes first."""
+
+    EDIT = 0  # the spec changed (new generation), or a project was created while the operator runs
+    FOLLOW_UP = 1  # a child, pod or status of a project changed, or its timed retry came due
+    BACKLOG = 2  # the start-up listing, or activation after winning the Lease
 
 
 @dataclass
 class _State:
     running: bool = False
     dirty: bool = False
+    queued: Priority | None = None  # the priority it waits at in the queue, None when not queued
+    wanted: Priority = Priority.BACKLOG  # most urgent trigger since it was last queued or started
+    ticket: int = 0  # of its live queue entry; older entries are skipped
     failures: int = 0
     retry: asyncio.TimerHandle | None = None
 
 
 @dataclass
 class Controller:
-    """Coalesces triggers per project: one reconcile at a time, and one more if anything happened meanwhile.
+    """Coalesces triggers per project and runs them from a priority queue, RECONCILE_WORKERS at a time.
 
     `active` is False on a standby replica (leader election, see leader.py): it keeps its caches warm from the
     watches but reconciles nothing, so it writes nothing, until it holds the Lease.
@@ -56,6 +85,14 @@ class Controller:
         """kube.KubeApi's write guard (handlers.py): refuses every write of a replica that is not the leader."""
         if self.guard is not None:
             self.guard()
+    workers: int = RECONCILE_WORKERS
+    edit_workers: int = EDIT_WORKERS
+    generations: dict[Key, Any] = field(default_factory=dict)  # last generation seen per project (for priority)
+    _queue: list[tuple[int, int, Key]] = field(default_factory=list)  # heap of (priority, ticket, key)
+    _tickets: itertools.count = field(default_factory=itertools.count)
+    _wake: asyncio.Event | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _busy: int = 0
 
     def activate(self) -> None:
         """Leader from now on: reconcile every known project once (the standby skipped their events), from the
@@ -64,15 +101,16 @@ class Controller:
             self.reconciler.forget_all()
         self.active = True
         for key in list((self.indexes.get("projects_idx") or {}).keys()):
-            asyncio.ensure_future(self.trigger(key))
+            self.enqueue(key, Priority.BACKLOG)
 
     def forget(self, key: Key, uid: str | None) -> None:
         """The project is gone: drop what is remembered about it."""
         if self.reconciler is not None:
-            self.reconciler.forget(*key)
+            self.reconciler.forget(*key, uid)
         self.specs.forget(uid)
         self.in_conflict.discard(key)
         self.pull_messages.pop(key, None)
+        self.generations.pop(key, None)
 
     def deactivate(self) -> None:
         """Lost the Lease: stop acting at once (cancel the reconciles under way, drop timed retries and what was
@@ -80,14 +118,31 @@ class Controller:
         self.active = False
         for task in list(self.inflight):
             task.cancel()
+        self._queue.clear()
         for state in self.states.values():
+            state.queued = None
             if state.retry is not None:
                 state.retry.cancel()
                 state.retry = None
         if self.reconciler is not None:
             self.reconciler.forget_all()
 
-    async def trigger(self, key: Key) -> None:
+    def project_priority(self, key: Key, generation: Any, event_type: str | None) -> Priority:
+        """How urgent a project's own event is: kopf's initial listing (type None) is backlog; a new generation or
+        a project created while running is a user's edit; anything else (our status writes) is a follow-up."""
+        before = self.generations.get(key)
+        self.generations[key] = generation
+        if event_type is None:
+            return Priority.BACKLOG
+        if event_type == "ADDED" or (before is not None and before != generation):
+            return Priority.EDIT
+        return Priority.FOLLOW_UP
+
+    async def trigger(self, key: Key, priority: Priority = Priority.FOLLOW_UP) -> None:
+        """Ask for a reconcile of `key`; returns at once (kopf's event handling never waits for a reconcile)."""
+        self.enqueue(key, priority)
+
+    def enqueue(self, key: Key, priority: Priority = Priority.FOLLOW_UP) -> None:
         tracer = tracing.current()
         if tracer is not None:
             tracer.trigger(key)
@@ -95,21 +150,71 @@ class Controller:
             return
         state = self.states.setdefault(key, _State())
         state.dirty = True
-        if state.running:
+        state.wanted = min(state.wanted, priority)
+        if state.running:  # queued again, at `wanted`, when the running reconcile ends
             return
-        state.running = True
-        try:
-            while state.dirty:
-                state.dirty = False
+        if state.queued is not None and state.queued <= priority:
+            return
+        self._push(key, state)
+
+    def _push(self, key: Key, state: _State) -> None:
+        state.queued, state.ticket = state.wanted, next(self._tickets)
+        state.wanted = Priority.BACKLOG
+        heapq.heappush(self._queue, (state.queued, state.ticket, key))
+        self._start_workers()
+        assert self._wake is not None
+        self._wake.set()
+
+    def _start_workers(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if not self._tasks:
+            self._tasks = [asyncio.ensure_future(self._work(Priority.BACKLOG)) for _ in range(self.workers)]
+            self._tasks += [asyncio.ensure_future(self._work(Priority.EDIT)) for _ in range(self.edit_workers)]
+
+    def _next(self, least: Priority) -> Key | None:
+        """The most urgent project waiting (if at least as urgent as `least`), skipping entries a more urgent one
+        replaced."""
+        while self._queue and self._queue[0][0] <= least:
+            _, ticket, key = heapq.heappop(self._queue)
+            state = self.states.get(key)
+            if state is not None and state.queued is not None and state.ticket == ticket:
+                state.queued = None
+                return key
+        return None
+
+    async def _work(self, least: Priority) -> None:
+        """One worker: takes the most urgent project waiting, if at least as urgent as `least`."""
+        assert self._wake is not None
+        while True:
+            key = self._next(least)
+            if key is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            state = self.states[key]
+            state.running, state.dirty, state.wanted = True, False, Priority.BACKLOG
+            self._busy += 1
+            try:
                 await self._once(key, state)
-        finally:
-            state.running = False
+            except Exception:  # noqa: BLE001 - a worker must outlive any bug in one reconcile
+                log.exception("reconcile of %s/%s crashed", *key)
+            finally:
+                self._busy -= 1
+                state.running = False
+            if state.dirty and self.active and self.states.get(key) is state:
+                self._push(key, state)  # triggered meanwhile: once more, at the most urgent priority asked for
+
+    async def idle(self) -> None:
+        """Wait until nothing is queued or running (tests; timed retries do not count)."""
+        while self._queue or self._busy:
+            await asyncio.sleep(0.005)
 
     def _later(self, key: Key, state: _State, delay: float) -> None:
         if state.retry is not None:
             state.retry.cancel()
         loop = asyncio.get_running_loop()
-        state.retry = loop.call_later(delay, lambda: asyncio.ensure_future(self.trigger(key)))
+        state.retry = loop.call_later(delay, self.enqueue, key, Priority.FOLLOW_UP)
 
     def conflicts(self, key: Key, project: dict[str, Any]) -> list[str]:
         return claims.conflicts(self.specs, key, project, self.indexes.get("domains_idx"),
@@ -133,8 +238,10 @@ class Controller:
         if not found or self.reconciler is None or not self.active:
             self.states.pop(key, None)
             return
-        project = found[0]
-        children = [c for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
+        if getattr(self.reconciler, "retry", False) is None:  # a failed status write reconciles again (backoff)
+            self.reconciler.retry = lambda k: self._later(k, self.states.setdefault(k, _State()), 5)
+        project = expand(found[0])  # the indexes keep specs as JSON text (packed.py)
+        children = [expand(c) for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
         conflicts = self.conflicts(key, project)
         (self.in_conflict.add if conflicts else self.in_conflict.discard)(key)
         started = time.perf_counter()

@@ -16,11 +16,12 @@ from typing import Any
 import kopf
 
 from . import claims, metrics, pods, tracing
-from .controller import CHILD_INDEXES, Controller
+from .controller import CHILD_INDEXES, Controller, Priority
 from .events import EventPoster
 from .kube import KubeApi, load_api_client
 from .models import GROUP, KIND, PLURAL, VERSION
 from .naming import MANAGED_BY, MANAGER, PROJECT_LABEL
+from .packed import pack
 from .reconcile import Reconciler
 
 Key = tuple[str, str]
@@ -29,17 +30,30 @@ INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_id
 
 
 def slim(body: Any) -> dict[str, Any]:
-    """What reconciles read of an object; managedFields and the rest stay out of memory."""
+    """What reconciles read of an object; managedFields and the rest stay out of memory, and the spec is kept as
+    compact JSON text (packed.py; the controller expands it for the reconcile)."""
     meta = body.get("metadata", {})
     keep = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations", "ownerReferences",
-            "creationTimestamp")  # resourceVersion: the reconciler's status memo is checked against it
+            "creationTimestamp", "deletionTimestamp")  # resourceVersion: the reconciler's status memo is checked
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
         "metadata": {k: meta[k] for k in keep if k in meta},
-        "spec": dict(body.get("spec") or {}),
+        "spec": pack(dict(body.get("spec") or {})),
         "status": dict(body.get("status") or {}),
     }
+
+
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf keeps a diff base (a deep copy of every event's body, and an annotation) for change handlers; this
+    operator has none (see above), so keeping nothing changes no behaviour and saves the copy: a third less CPU
+    at start-up with 200 projects (bench/ANALYSIS.md)."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
 
 
 def owning_project(body: Any, labels: Any) -> str | None:
@@ -79,6 +93,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         settings.watching.connect_timeout = 5
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 32
+        settings.persistence.diffbase_storage = NoDiffBase()
         api = KubeApi(api_client, guard=controller.may_write)  # refuses writes once the Lease lapsed (leader.py)
         controller.reconciler = Reconciler(api, emit=EventPoster(api),  # needs no kopf context (events.py)
                                            secret_recheck=controller.secret_recheck)
@@ -137,16 +152,22 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
                 controller.indexes[name] = kwargs[name]
 
     # --- triggers -------------------------------------------------------------------------------------------------
+    site_counts: dict[Key, int] = {}  # sites per project, for the gauge (summing specs on every event is quadratic)
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def project_event(namespace: str, name: str, uid: str, type: str | None, **kwargs: Any) -> None:
+    async def project_event(namespace: str, name: str, uid: str, type: str | None, body: kopf.Body,
+                            **kwargs: Any) -> None:
         capture(kwargs)
         projects = controller.indexes.get("projects_idx") or {}
         metrics.PROJECTS.set(len(projects))
-        metrics.SITES.set(sum(len(p.get("spec", {}).get("sites") or []) for store in projects.values() for p in store))
         if type == "DELETED":
+            site_counts.pop((namespace, name), None)
             controller.forget((namespace, name), uid)
         else:
-            await controller.trigger((namespace, name))
+            site_counts[(namespace, name)] = len((body.get("spec") or {}).get("sites") or [])
+            priority = controller.project_priority((namespace, name), body.get("metadata", {}).get("generation"), type)
+            await controller.trigger((namespace, name), priority)
+        metrics.SITES.set(sum(site_counts.values()))
         # A project that changed may have released a domain that another one waits for.
         for waiting in list(controller.in_conflict - {(namespace, name)}):
             asyncio.ensure_future(controller.trigger(waiting))

@@ -1,6 +1,9 @@
 """The only module that talks to the Kubernetes API: server-side apply, delete, status patch, secret checks, Leases.
 
-Calls go through the official client's ApiClient in worker threads, so the kopf event loop never blocks. Every
+Calls go through the official client's ApiClient in worker threads of the KubeApi's own pool (API_THREADS; not
+asyncio's default executor, which has min(32, cores + 4) threads, 6 on two cores, and is shared with kopf), so the
+kopf event loop never blocks and the controller's RECONCILE_WORKERS never queue behind a pool smaller than
+themselves. Every
 write retries 409 Conflict, 429 and 5xx with a short backoff: a flaky or restarting API server costs latency, not a
 lost change.
 """
@@ -9,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client
@@ -37,6 +42,11 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     (f"{GROUP}/{VERSION}", "MultiSiteProject"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
+# Threads for blocking API calls: as many as the controller runs reconciles at once (controller.RECONCILE_WORKERS),
+# each of which sends at most a few requests at a time. Measured (bench/ANALYSIS.md): 16 reconciles on 16 threads
+# keep the start-up of 200 projects as fast as unbounded concurrency at a far lower peak memory.
+API_THREADS = 16
+T = TypeVar("T")
 
 
 def load_api_client() -> client.ApiClient:
@@ -44,6 +54,8 @@ def load_api_client() -> client.ApiClient:
     from kubernetes import config
 
     configuration = client.Configuration()
+    # One pooled connection per API thread: urllib3 would otherwise open and discard extra ones (default cores*5).
+    configuration.connection_pool_maxsize = API_THREADS
     try:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
@@ -74,12 +86,18 @@ class KubeApi:
     Lease client, whose renewals are not the reconciles' writes."""
 
     def __init__(self, api_client: client.ApiClient, *, attempts: int = 6, guard: Callable[[], None] | None = None,
-                 counts_writes: bool = True) -> None:
+                 counts_writes: bool = True, threads: int = API_THREADS) -> None:
         self.api = api_client
         self.attempts = attempts
         self.guard = guard
         self.counts_writes = counts_writes
         self.requests = 0  # requests sent, for benchmarks and the per-reconcile metric
+        # Threads start on demand, so a KubeApi that sends little (the Lease loop's) costs one or two.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube-api")
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        """`func(*args)` on this API's own threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(func, *args))
 
     def _call(self, path: str, method: str, *, body: Any = None, query: list | None = None,
               content_type: str | None = None, accept: str = "application/json") -> Any:
@@ -259,29 +277,29 @@ class KubeApi:
 
     # --- async wrappers: the reconciler runs on kopf's event loop -------------------------------------------
     async def apply(self, obj: Obj) -> Obj:
-        return await asyncio.to_thread(self.apply_sync, obj)
+        return await self._run(self.apply_sync, obj)
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        return await asyncio.to_thread(self.get_sync, api_version, kind, namespace, name)
+        return await self._run(self.get_sync, api_version, kind, namespace, name)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        return await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
+        return await self._run(self.delete_sync, api_version, kind, namespace, name)
 
     async def patch_status(self, namespace: str, name: str, status: Obj) -> str | None:
-        return await asyncio.to_thread(self.patch_status_sync, namespace, name, status)
+        return await self._run(self.patch_status_sync, namespace, name, status)
 
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
-        return await asyncio.to_thread(self.check_secrets_sync, namespace, refs, visible)
+        return await self._run(self.check_secrets_sync, namespace, refs, visible)
 
     async def create_event(self, namespace: str, body: Obj) -> None:
-        await asyncio.to_thread(self.create_event_sync, namespace, body)
+        await self._run(self.create_event_sync, namespace, body)
 
     async def crd_uid(self, name: str) -> str | None:
-        return await asyncio.to_thread(self.crd_uid_sync, name)
+        return await self._run(self.crd_uid_sync, name)
 
     async def job_failure(self, namespace: str, job: str) -> str:
-        return await asyncio.to_thread(self.job_failure_sync, namespace, job)
+        return await self._run(self.job_failure_sync, namespace, job)
 
 
 def _decode(value: str) -> str:

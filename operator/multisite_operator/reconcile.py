@@ -26,9 +26,13 @@ from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL
 from .obj import Key, Obj, key
 from .observe import FailureMessages
+from .packed import Packed, pack, unpack
+from .recent import RecentlyApplied
 from .redact import redact
 from .render import Owner
+from .rendered import RenderCache
 from .specs import readable, validate
+from .status_writer import StatusWriter
 
 log = logging.getLogger(__name__)
 Emit = Callable[[Obj, str, str, str], None]  # (project, type Normal|Warning, reason, message)
@@ -54,9 +58,33 @@ class Reconciler:
         self.api = api
         self.emit = emit
         self.secret_checks = rotation.SecretChecks(secret_recheck, clock)
-        # The status we last wrote per project uid, with the project's resourceVersions it is valid for (see _old).
-        self._written: dict[tuple[str, str, str], tuple[Obj, tuple[str, ...]]] = {}
+        # The status we last wrote per project uid (compact JSON: packed.py), with the project's resourceVersions
+        # it is valid for (see _old).
+        self._written: dict[tuple[str, str, str], tuple[Packed, tuple[str, ...]]] = {}
         self.failures = FailureMessages(api.job_failure)
+        self._jobs_reported: dict[tuple[str, str], set[str]] = {}  # uids of Jobs whose start was reported
+        self.recent = RecentlyApplied()  # what was applied until the informer shows it (recent.py)
+        self.rendered = RenderCache()  # children rendered once per spec generation (rendered.py)
+        self.status = StatusWriter(api.patch_status, self._status_failed, self._status_written)
+        self.retry: Callable[[tuple[str, str]], None] | None = None  # the controller's: reconcile this one again
+
+    def _status_failed(self, project: tuple[str, str]) -> None:
+        """A status write failed for good: compare with the cluster's status next time, and make a next time."""
+        for memo in [m for m in self._written if m[:2] == project]:
+            del self._written[memo]
+        if self.retry is not None:
+            self.retry(project)
+
+    def _status_written(self, project: tuple[str, str], uid: str | None, version: str | None) -> None:
+        """A status write is done: the project's resourceVersion it returned is one of ours (see _old)."""
+        memo = (*project, uid)
+        written = self._written.get(memo)  # type: ignore[arg-type]
+        if written is not None and version:
+            self._written[memo] = (written[0], (*written[1], version))  # type: ignore[index]
+
+    async def flush(self) -> None:
+        """Wait for the status writes handed over so far (tests)."""
+        await self.status.flush()
 
     async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None,
                         image_problems: list[str] | None = None,
@@ -85,8 +113,8 @@ class Reconciler:
         owner = replace(owner, digests=digests)  # the pods get digests of the values, never the values
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
-        observed = {key(c): c for c in children}
-        plan = MODES[spec.mode].plan(spec, owner, old, observed)
+        observed = self.recent.merge((ns, name), {key(c): c for c in children})  # the cache may lag our writes
+        plan = MODES[spec.mode].plan(spec, owner, old, observed, self.rendered)
         kept = switch.handover_keeps(spec, plan.desired, children, observed)
 
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
@@ -104,6 +132,7 @@ class Reconciler:
                 raise
             message = redact(f"the API server rejected a child: {api_message(exc)}", secrets.values)[:1024]
             return await self._blocked(project, old, cond.R_INVALID_SPEC, message, retry=60)
+        self.recent.remember((ns, name), applied)
         self._report_started_jobs(project, spec, [o for o in applied if o["kind"] == "Job"])
         current = {**observed, **{key(o): o for o in applied}}
 
@@ -119,6 +148,8 @@ class Reconciler:
                       job_message=lambda job: self.failures.message(ns, name, job, secrets.values))
         report = await MODES[spec.mode].report(facts)
         self.failures.prune(ns, name, {k[1] for k in current if k[0] == "Job"})
+        if (ns, name) in self._jobs_reported:  # only Jobs that still exist can be applied again by a lagging cache
+            self._jobs_reported[(ns, name)] &= {c["metadata"].get("uid") for k, c in current.items() if k[0] == "Job"}
         pod_trouble = pods.problem(image_problems or []) or pods.crash([redact(c, secrets.values) for c in crashes or []])
         status = assemble(facts, report, kept is not None, pod_trouble, meta.get("generation"))
 
@@ -135,6 +166,7 @@ class Reconciler:
                 current.pop(key(child), None)
                 continue
             gone = await self.api.delete(child["apiVersion"], child["kind"], ns, child["metadata"]["name"])
+            self.recent.forget((ns, project["metadata"]["name"]), key(child))
             current.pop(key(child), None)
             if gone is False:  # already deleted: said once, by the reconcile that deleted it
                 continue
@@ -165,24 +197,25 @@ class Reconciler:
         if meta.get("resourceVersion") not in written[1]:
             del self._written[memo]
             return dict(project.get("status") or {})
-        return written[0]
+        return unpack(written[0])
 
     async def _write_status(self, project: Obj, old: Obj, status: Obj, outcome: Outcome) -> None:
         meta = project["metadata"]
         if status == old:
             return
-        version = await self.api.patch_status(meta["namespace"], meta["name"], status)
+        # Off the critical path (status_writer.py): remembered as written now, so the next reconcile compares with
+        # it, valid while the cache shows a resourceVersion of our own writes. The versions our writes went through
+        # since the cache last showed another writer's, in write order from the one the cache shows (a cache never
+        # goes back): a cache that delivers any of them lags behind our latest write, not behind someone else's.
+        # The version each write returns is added when it is done (_status_written).
         memo = (meta["namespace"], meta["name"], meta.get("uid"))
-        before = self._written.get(memo)
-        if version and meta.get("resourceVersion"):
-            # The versions our writes went through since the cache last showed another writer's, in write order
-            # from the one the cache shows (a cache never goes back): a cache that delivers any of them lags behind
-            # our latest write, not behind someone else's.
-            chain = before[1] if before is not None and meta["resourceVersion"] in before[1] else ()
-            chain = chain[chain.index(meta["resourceVersion"]):] if chain else (meta["resourceVersion"],)
-            self._written[memo] = (status, (*chain, version))
-        else:  # no version to check a memo against (the project is gone): remember nothing
+        before, version = self._written.get(memo), meta.get("resourceVersion")
+        if version:
+            chain = before[1] if before is not None and version in before[1] else ()
+            self._written[memo] = (pack(status), chain[chain.index(version):] if chain else (version,))
+        else:  # no version to check a memo against: remember nothing
             self._written.pop(memo, None)
+        self.status.submit((meta["namespace"], meta["name"]), status, meta.get("uid"))
         outcome.status_written = True
         outcome.writes += 1
         for change in cond.transitions(old.get("conditions") or [], status["conditions"]):
@@ -192,9 +225,19 @@ class Reconciler:
         self._report_orphans(project, old, status)
 
     def _report_started_jobs(self, project: Obj, spec: MultiSiteProjectSpec, jobs: list[Obj]) -> None:
-        """One Event (and one count) per Job created: the decision to write to the shared database."""
+        """One Event (and one count) per Job created: the decision to write to the shared database.
+
+        A reconcile that runs before the informer has seen a Job created a moment ago applies it again (a no-op for
+        the API server: same content, same name); the Job's uid says it is the same Job, so it is reported once."""
+        meta = project["metadata"]
+        reported = self._jobs_reported.setdefault((meta["namespace"], meta["name"]), set())
         for job in jobs:
             name = job["metadata"]["name"]
+            uid = job["metadata"].get("uid")
+            if uid and uid in reported:
+                continue
+            if uid:
+                reported.add(uid)
             component = (job["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
             if component == "migrate":
                 metrics.MIGRATE_RESULTS.labels("started").inc()
@@ -218,14 +261,19 @@ class Reconciler:
             self.emit(project, "Normal", "SiteRestored", f"SITE_ID {site_id} is in spec.sites again")
 
     def forget_all(self) -> None:
-        """Drop everything remembered across reconciles (statuses written, Secret reads, Job failure messages): for
-        the leader election to call when this replica loses or gains leadership, since another replica may have
-        written since (issue 14 item 1). Nothing is lost: every reconcile then reads the cluster's own state."""
+        """Drop everything remembered across reconciles (statuses written, Secret reads, children applied, Job
+        failure messages): for the leader election to call when this replica loses or gains leadership, since
+        another replica may have written since (issue 14 item 1). Nothing is lost: every reconcile then reads the
+        cluster's own state."""
         self._written.clear()
         self.secret_checks.forget_all()
+        self.recent.clear()
         self.failures.prune_all()
 
-    def forget(self, namespace: str, name: str) -> None:
+    def forget(self, namespace: str, name: str, uid: str | None = None) -> None:
+        self.rendered.forget(uid)
+        self._jobs_reported.pop((namespace, name), None)
+        self.recent.forget((namespace, name))
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
             del self._written[memo]
         self.secret_checks.forget(namespace, name)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .models import MultiSiteProjectSpec
+from .packed import unpack
 
 Parsed = MultiSiteProjectSpec | ValidationError
 
@@ -40,20 +41,34 @@ class SpecCache:
 
     def __init__(self) -> None:
         self._by_uid: dict[str, tuple[Any, Parsed]] = {}
+        self._domains: dict[str, tuple[Parsed, list[str]]] = {}  # served_domains of the parsed spec, by uid
 
     def parse(self, project: dict[str, Any]) -> Parsed:
         meta = project.get("metadata") or {}
         uid, generation = meta.get("uid"), meta.get("generation")
         if uid is None or generation is None:  # not from the API server (e.g. a file): nothing to key on
-            return validate(project.get("spec"))
+            return validate(unpack(project.get("spec")))
         hit = self._by_uid.get(uid)
         if hit is None or hit[0] != generation:
-            hit = (generation, validate(project.get("spec")))
+            hit = (generation, validate(unpack(project.get("spec"))))
             self._by_uid[uid] = hit
+        return hit[1]
+
+    def domains(self, project: dict[str, Any]) -> list[str]:
+        """served_domains of the project's spec, computed once per parse (the claims index asks on every event of
+        the project, status events included; test domains are built per site, ~18 ms at 1000 sites)."""
+        parsed = self.parse(project)
+        uid = (project.get("metadata") or {}).get("uid")
+        hit = self._domains.get(uid) if uid else None
+        if hit is None or hit[0] is not parsed:
+            hit = (parsed, served_domains(parsed))
+            if uid:
+                self._domains[uid] = hit
         return hit[1]
 
     def forget(self, uid: str | None) -> None:
         self._by_uid.pop(uid or "", None)
+        self._domains.pop(uid or "", None)
 
 
 def served_domains(parsed: Parsed) -> list[str]:

@@ -62,6 +62,7 @@ class FakeCluster:
         new = copy.deepcopy(obj)
         gen = (before or {}).get("metadata", {}).get("generation", 0)
         new["metadata"]["generation"] = gen + (before is None or before.get("spec") != obj.get("spec"))
+        new["metadata"]["uid"] = (before or {}).get("metadata", {}).get("uid") or f"uid-{key[0]}-{key[1]}"
         new["status"] = copy.deepcopy((before or {}).get("status") or {})
         self.objects[key] = new
         self.writes.append(("apply", *key))
@@ -180,5 +181,11 @@ def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None
     key = (cluster.project["metadata"]["namespace"], cluster.project["metadata"]["name"])
     ctl.indexes["pull_problems_idx"] = {key: [p for p in map(pod_problem, pods or []) if p]}
     crashes = ctl.crashes(key, children)
-    return asyncio.run(reconciler.reconcile(copy.deepcopy(cluster.project), children, conflicts, image_problems,
-                                            None, crashes))
+
+    async def once() -> Any:
+        outcome = await reconciler.reconcile(copy.deepcopy(cluster.project), children, conflicts, image_problems,
+                                             None, crashes)
+        await reconciler.flush()  # status writes run off the reconcile's path (status_writer.py)
+        return outcome
+
+    return asyncio.run(once())

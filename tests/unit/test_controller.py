@@ -1,42 +1,68 @@
-"""The controller's queueing, without kopf or a cluster: coalescing per project, backoff after a failure, and
-standby replicas that reconcile nothing."""
+"""The controller's queueing, without kopf or a cluster: coalescing per project, the priority queue (a user's edit
+before follow-ups before the start-up backlog), bounded concurrency, backoff after a failure, and standby replicas
+that reconcile nothing."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from multisite_operator.controller import Controller
+from multisite_operator.controller import Controller, Priority
 from multisite_operator.reconcile import Outcome
 
 KEY = ("shop", "example")
-PROJECT = {"metadata": {"namespace": "shop", "name": "example", "uid": "u", "generation": 1,
-                        "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}}
+
+
+def project(name: str) -> dict[str, Any]:
+    return {"metadata": {"namespace": "shop", "name": name, "uid": f"u-{name}", "generation": 1,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}}
 
 
 class Recorder:
-    """A reconciler that counts its runs; `gate` holds a run open so triggers pile up meanwhile."""
+    """A reconciler that records its runs in order; `gate` holds every run open so triggers pile up meanwhile."""
 
     def __init__(self, fail: int = 0, retry_after: float | None = None) -> None:
-        self.runs = 0
+        self.order: list[str] = []
         self.fail = fail
         self.retry_after = retry_after
         self.gate: asyncio.Event | None = None
+        self.running = 0
+        self.most_at_once = 0
+
+    @property
+    def runs(self) -> int:
+        return len(self.order)
 
     async def reconcile(self, project: Any, children: Any, *_: Any) -> Outcome:
-        self.runs += 1
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.runs <= self.fail:
-            raise RuntimeError("API server unavailable")
-        return Outcome(retry_after=self.retry_after)
+        self.order.append(project["metadata"]["name"])
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            await asyncio.sleep(0)
+            if self.runs <= self.fail:
+                raise RuntimeError("API server unavailable")
+            return Outcome(retry_after=self.retry_after)
+        finally:
+            self.running -= 1
 
     def forget_all(self) -> None:
         self.forgot = getattr(self, "forgot", 0) + 1
 
 
-def controller(rec: Recorder) -> Controller:
-    return Controller(reconciler=rec, indexes={"projects_idx": {KEY: [PROJECT]}})  # type: ignore[arg-type]
+def controller(rec: Recorder, names: tuple[str, ...] = ("example",), workers: int = 16) -> Controller:
+    index = {("shop", n): [project(n)] for n in names}
+    return Controller(reconciler=rec, indexes={"projects_idx": index}, workers=workers)  # type: ignore[arg-type]
+
+
+async def until(check: Any, timeout: float = 5) -> None:
+    """Wait for a condition of the event loop's own making (no wall-clock guessing)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.001)
 
 
 def test_triggers_during_a_reconcile_coalesce_into_one_more():
@@ -44,17 +70,106 @@ def test_triggers_during_a_reconcile_coalesce_into_one_more():
         rec = Recorder()
         rec.gate = asyncio.Event()
         c = controller(rec)
-        first = asyncio.ensure_future(c.trigger(KEY))
-        while not rec.runs:  # the reconcile runs in a task of its own (cancellable on losing the Lease)
-            await asyncio.sleep(0)
-        assert rec.runs == 1
+        await c.trigger(KEY)
+        await until(lambda: rec.runs == 1)
         for _ in range(5):
-            await c.trigger(KEY)  # returns at once: the running loop picks the change up
+            await c.trigger(KEY)  # returns at once: the change is picked up when the running reconcile ends
+        assert rec.runs == 1
         rec.gate.set()
-        await first
+        await c.idle()
         return rec.runs
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_an_edit_goes_before_follow_ups_and_the_start_up_backlog():
+    """One worker busy with the first project; meanwhile the start-up listing queues four projects, one of them
+    gets a child event, and another one is edited: the edit runs next, then the follow-up, then the backlog in
+    the order it arrived."""
+
+    async def scenario() -> list[str]:
+        names = ("first", "b1", "b2", "b3", "b4")
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        c = controller(rec, names, workers=1)
+        await c.trigger(("shop", "first"), Priority.BACKLOG)
+        await until(lambda: rec.runs == 1)
+        for n in ("b1", "b2", "b3", "b4"):
+            await c.trigger(("shop", n), Priority.BACKLOG)
+        await c.trigger(("shop", "b3"), Priority.FOLLOW_UP)
+        await c.trigger(("shop", "b4"), Priority.EDIT)
+        await c.trigger(("shop", "b4"), Priority.BACKLOG)  # a later, less urgent event does not demote it
+        rec.gate.set()
+        await c.idle()
+        return rec.order
+
+    assert asyncio.run(scenario()) == ["first", "b4", "b3", "b1", "b2"]
+
+
+def test_an_edit_during_a_reconcile_is_queued_at_edit_priority_when_it_ends():
+    async def scenario() -> list[str]:
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        c = controller(rec, ("a", "b", "c"), workers=1)
+        await c.trigger(("shop", "a"), Priority.BACKLOG)
+        await until(lambda: rec.runs == 1)
+        await c.trigger(("shop", "b"), Priority.BACKLOG)
+        await c.trigger(("shop", "c"), Priority.BACKLOG)
+        await c.trigger(("shop", "a"), Priority.EDIT)  # edited while its first reconcile runs
+        rec.gate.set()
+        await c.idle()
+        return rec.order
+
+    assert asyncio.run(scenario()) == ["a", "a", "b", "c"]
+
+
+def test_at_most_workers_reconciles_run_at_once_and_every_project_is_reconciled():
+    async def scenario() -> Recorder:
+        names = tuple(f"p{i}" for i in range(20))
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        c = controller(rec, names, workers=3)
+        for n in names:
+            await c.trigger(("shop", n), Priority.BACKLOG)
+        await until(lambda: rec.running == 3)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert rec.running == 3
+        rec.gate.set()
+        await c.idle()
+        return rec
+
+    rec = asyncio.run(scenario())
+    assert rec.most_at_once == 3 and sorted(rec.order) == sorted(f"p{i}" for i in range(20))
+
+
+def test_an_edit_starts_even_while_every_worker_is_busy_with_the_backlog():
+    """Edits have workers of their own (EDIT_WORKERS): a slow start-up backlog never holds one back."""
+
+    async def scenario() -> list[str]:
+        names = tuple(f"p{i}" for i in range(6))
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        c = controller(rec, names, workers=2)
+        for n in names:
+            await c.trigger(("shop", n), Priority.BACKLOG)
+        await until(lambda: rec.running == 2)
+        await c.trigger(("shop", "p5"), Priority.EDIT)
+        await until(lambda: rec.running == 3)  # started although both backlog workers are still busy
+        started = list(rec.order)
+        rec.gate.set()
+        await c.idle()
+        return started
+
+    assert asyncio.run(scenario()) == ["p0", "p1", "p5"]
+
+
+def test_project_events_get_their_priority_from_the_event_and_the_generation():
+    c = Controller()
+    assert c.project_priority(KEY, 1, None) == Priority.BACKLOG  # kopf's initial listing
+    assert c.project_priority(KEY, 1, "MODIFIED") == Priority.FOLLOW_UP  # status only (our own write)
+    assert c.project_priority(KEY, 2, "MODIFIED") == Priority.EDIT  # the spec changed
+    assert c.project_priority(("shop", "new"), 1, "ADDED") == Priority.EDIT  # created while running
 
 
 def test_a_failed_reconcile_is_retried_with_growing_backoff_then_reset():
@@ -63,14 +178,17 @@ def test_a_failed_reconcile_is_retried_with_growing_backoff_then_reset():
         c = controller(rec)
         loop = asyncio.get_running_loop()
         await c.trigger(KEY)
+        await c.idle()
         state = c.states[KEY]
         assert state.failures == 1 and state.retry is not None
         assert 1.5 < state.retry.when() - loop.time() <= 2.0
         state.retry.cancel()
         await c.trigger(KEY)
+        await c.idle()
         assert state.failures == 2 and 3.5 < state.retry.when() - loop.time() <= 4.0
         state.retry.cancel()
         await c.trigger(KEY)
+        await c.idle()
         assert state.failures == 0 and rec.runs == 3
 
     asyncio.run(scenario())
@@ -80,6 +198,7 @@ def test_blocked_outcome_schedules_its_retry():
     async def scenario() -> None:
         c = controller(Recorder(retry_after=10))
         await c.trigger(KEY)
+        await c.idle()
         retry = c.states[KEY].retry
         assert retry is not None and 9.5 < retry.when() - asyncio.get_running_loop().time() <= 10
         retry.cancel()
@@ -93,12 +212,11 @@ def test_standby_reconciles_nothing_until_activated():
         c = controller(rec)
         c.active = False
         await c.trigger(KEY)
+        await c.idle()
         assert rec.runs == 0
         c.activate()
-        for _ in range(100):
-            if rec.runs:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: rec.runs == 1)
+        await c.idle()
         return rec.runs
 
     assert asyncio.run(scenario()) == 1
@@ -110,6 +228,7 @@ def test_a_deleted_project_is_forgotten():
         c = controller(rec)
         c.indexes["projects_idx"] = {}
         await c.trigger(KEY)
+        await c.idle()
         assert rec.runs == 0 and KEY not in c.states
 
     asyncio.run(scenario())

@@ -141,11 +141,16 @@ def test_a_project_stored_before_the_name_rule_gets_invalid_spec_once_not_a_loop
     api, events = Api(), []
     reconciler = Reconciler(api, emit=lambda project, type_, reason, message: events.append((type_, reason, message)))
     project = {"metadata": {"namespace": "ns", "name": "shop.v2", "uid": "u", "generation": 3}, "spec": spec_dict}
-    outcome = asyncio.run(reconciler.reconcile(project, []))
+    async def once(rec: Reconciler) -> Any:
+        outcome = await rec.reconcile(project, [])
+        await rec.flush()  # the status write runs off the reconcile's path
+        return outcome
+
+    outcome = asyncio.run(once(reconciler))
     ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"], outcome.status["observedGeneration"]) == ("False", "InvalidSpec", 3)
     assert "metadata.name 'shop.v2' must start with a lowercase letter" in ready["message"]
     assert ("Warning", "InvalidSpec") in [(t, r) for t, r, _ in events] and len(api.statuses) == 1
     project["status"] = outcome.status  # the next event: nothing new to write or say
-    again = asyncio.run(Reconciler(api, emit=lambda *a: events.append(a)).reconcile(project, []))
+    again = asyncio.run(once(Reconciler(api, emit=lambda *a: events.append(a))))
     assert again.writes == 0 and len(api.statuses) == 1

@@ -12,14 +12,18 @@ from ..models import MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL, PROJECT_LABEL, site_name
 from ..obj import Key, Obj
 from ..observe import deployed_image, deployment_ready, ready_replicas
-from ..render import Owner, render, render_jobs
+from ..render import Owner
+from ..rendered import RenderCache
 from . import Facts, Plan, Report, gate, listed
 
 
-def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj]) -> Plan:
-    jobs = render_jobs(spec, owner)
+def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj],
+         cache: RenderCache | None = None) -> Plan:
+    """`cache`: renderings of this spec kept from an earlier reconcile (rendered.py)."""
+    cache = cache or RenderCache()
+    jobs = cache.jobs(spec, owner)
     site_image = gate.migrated_image(spec, jobs["migrate"], old, observed)
-    desired = render(spec, owner, site_image, jobs)
+    desired = cache.children(spec, owner, site_image, jobs)
     gate.gate_jobs(desired, jobs["migrate"], site_image, spec, observed, gate.database_moved(owner, observed))
     return Plan(desired=desired, jobs=jobs, site_image=site_image, migrated=site_image)
 

@@ -16,7 +16,8 @@ from ..models import MultiSiteProjectSpec
 from ..naming import COMPONENT_LABEL, PROJECT_LABEL, SITES_ANNOTATION, web_name
 from ..obj import Key, Obj, key
 from ..observe import FAILED, RUNNING, SUCCEEDED, deployed_image, deployment_ready, job_state, ready_replicas
-from ..render import Desired, Owner, populate_job, render, render_jobs
+from ..render import Desired, Owner, populate_job
+from ..rendered import RenderCache
 from . import Facts, Plan, Report, gate
 
 
@@ -32,13 +33,18 @@ def web_image(owner: Owner, migrated: str | None, jobs: Desired, observed: dict[
     return deployed_image(dep) if dep is not None else None
 
 
-def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj]) -> Plan:
-    jobs = render_jobs(spec, owner)
+def plan(spec: MultiSiteProjectSpec, owner: Owner, old: Obj, observed: dict[Key, Obj],
+         cache: RenderCache | None = None) -> Plan:
+    """`cache`: renderings of this spec kept from an earlier reconcile (rendered.py)."""
+    cache = cache or RenderCache()
+    jobs = cache.jobs(spec, owner)
     migrated = gate.migrated_image(spec, jobs["migrate"], old, observed)
     if "populate" in jobs and migrated not in (None, spec.image):  # populate runs with the migrated image
         jobs["populate"] = populate_job(spec, owner, migrated)
     image = web_image(owner, migrated, jobs, observed)
-    desired = render(spec, owner, image, jobs)
+    desired = cache.children(spec, owner, image, jobs)
+    if "populate" in desired:  # the cache renders spec.image's; the one chosen above may run the migrated image
+        desired["populate"] = jobs["populate"]
     gate.gate_jobs(desired, jobs["migrate"], migrated, spec, observed, gate.database_moved(owner, observed))
     remigrating = (migrated == spec.image and "migrate" in desired
                    and job_state(observed.get(key(jobs["migrate"]))) != SUCCEEDED)  # a moved database (rotation.py)

@@ -50,12 +50,9 @@ def secret_env(spec: MultiSiteProjectSpec) -> list[EnvVar]:
 
 def served_hosts(spec: MultiSiteProjectSpec, sites: list[Site] | None = None) -> list[str]:
     """Every host of the active environment, in spec order, without repeats."""
-    hosts: list[str] = []
-    for site in spec.sites if sites is None else sites:
-        for host in spec.site_domains(site).names():
-            if host not in hosts:
-                hosts.append(host)
-    return hosts
+    # dict.fromkeys keeps the first of each in order, in linear time (a list membership test was quadratic).
+    return list(dict.fromkeys(h for site in (spec.sites if sites is None else sites)
+                              for h in spec.site_domains(site).names()))
 
 
 def allowed_hosts(hosts: list[str]) -> list[str]:

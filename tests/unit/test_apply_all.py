@@ -1,0 +1,48 @@
+"""apply_all: every child at once (started in dependency order), and the same error for the same spec."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from multisite_operator.apply import apply_all
+
+
+def obj(kind: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "ns"}, "spec": {}}
+
+
+class Api:
+    def __init__(self, fail: dict[str, float]) -> None:
+        self.fail = fail  # kind -> seconds until it is refused
+        self.started: list[str] = []
+        self.in_flight = 0
+        self.most = 0
+
+    async def apply(self, o: dict[str, Any]) -> dict[str, Any]:
+        self.started.append(o["kind"])
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(self.fail.get(o["kind"], 0.01))
+            if o["kind"] in self.fail:
+                raise ValueError(f"{o['kind']} refused")
+            return {**o, "status": {"applied": True}}
+        finally:
+            self.in_flight -= 1
+
+
+def test_children_are_applied_at_once_started_in_dependency_order_results_in_input_order():
+    api = Api({})
+    objs = [obj("Ingress", "i"), obj("Job", "j"), obj("Deployment", "d"), obj("Service", "s")]
+    out = asyncio.run(apply_all(api, objs))
+    assert api.started == ["Service", "Deployment", "Job", "Ingress"] and api.most == 4
+    assert [o["kind"] for o in out] == ["Ingress", "Job", "Deployment", "Service"]
+
+
+def test_when_several_are_refused_the_first_in_dependency_order_is_reported():
+    api = Api({"Deployment": 0.05, "Job": 0.0})  # the Job is refused first in time
+    with pytest.raises(ValueError, match="Deployment refused"):
+        asyncio.run(apply_all(api, [obj("Job", "j"), obj("Deployment", "d")]))

@@ -1,0 +1,62 @@
+"""The informer caches keep specs as compact JSON text; the reconcile still sees the objects the API server sent."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from multisite_operator.controller import Controller
+from multisite_operator.handlers import slim
+from multisite_operator.packed import Packed, expand
+from multisite_operator.reconcile import Outcome
+
+KEY = ("shop", "example")
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "example-web", "namespace": "shop", "uid": "d1", "generation": 2,
+                           "managedFields": [{"manager": "multisite-operator"}],
+                           "deletionTimestamp": "2026-01-01T00:00:00Z"},
+              "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                  {"name": "web", "image": "web:1", "env": [{"name": f"V{i}", "value": "x" * 40} for i in range(50)]}]}}},
+              "status": {"readyReplicas": 2}}
+
+
+def test_slim_keeps_the_spec_as_text_and_expand_gives_it_back():
+    kept = slim(DEPLOYMENT)
+    assert isinstance(kept["spec"], Packed) and "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["deletionTimestamp"]  # the prune skips children already being deleted
+    assert expand(kept)["spec"] == DEPLOYMENT["spec"] and expand(kept)["status"] == DEPLOYMENT["status"]
+    assert isinstance(kept["spec"], Packed)  # expanding does not unpack the cached object
+
+
+def test_packed_spec_is_much_smaller_than_the_dict():
+    def size(o: Any) -> int:
+        if isinstance(o, dict):
+            return sys.getsizeof(o) + sum(size(k) + size(v) for k, v in o.items())
+        if isinstance(o, list):
+            return sys.getsizeof(o) + sum(size(v) for v in o)
+        return sys.getsizeof(o)
+
+    assert size(slim(DEPLOYMENT)["spec"]) * 2 < size(DEPLOYMENT["spec"])
+
+
+def test_the_reconcile_gets_expanded_objects():
+    seen: list[Any] = []
+
+    class Rec:
+        async def reconcile(self, project: Any, children: Any, *_: Any) -> Outcome:
+            seen.append((project, children))
+            return Outcome()
+
+    project = {"apiVersion": "multisite.dev/v1alpha1", "kind": "MultiSiteProject",
+               "metadata": {"name": "example", "namespace": "shop", "uid": "u", "generation": 1}, "spec": {"sites": []}}
+    c = Controller(reconciler=Rec(), indexes={"projects_idx": {KEY: [slim(project)]},  # type: ignore[arg-type]
+                                              "deployments_idx": {KEY: [slim(DEPLOYMENT)]}})
+
+    async def scenario() -> None:
+        await c.trigger(KEY)
+        await c.idle()
+
+    asyncio.run(scenario())
+    (got_project, children), = seen
+    assert got_project["spec"] == {"sites": []} and children[0]["spec"] == DEPLOYMENT["spec"]
