@@ -19,8 +19,8 @@ from kubernetes.utils.quantity import parse_quantity
 from .obj import Obj
 
 APPLY_CONCURRENCY = 16
-# Services before the workloads that use them, workloads before the Ingress that routes to them.
-ORDER = {"Service": 0, "Deployment": 1, "Job": 2, "Ingress": 3}
+# Services before the workloads that use them, workloads before the Ingress or HTTPRoutes that route to them.
+ORDER = {"Service": 0, "Deployment": 1, "Job": 2, "Ingress": 3, "HTTPRoute": 3}
 
 
 R_NOT_OWNED = "NotOwned"  # Ready's reason while a child's name is taken by an object this project does not control

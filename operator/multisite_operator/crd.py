@@ -68,6 +68,12 @@ SPEC_RULES = [
         "message": MESSAGES["default_site"],
         "fieldPath": ".defaultSiteId",
     },
+    {
+        # spec.ingress has no schema default, so has() is true only when the user wrote it.
+        "rule": "!has(self.gateway) || !has(self.ingress) || (has(self.ingress.enabled) && !self.ingress.enabled)",
+        "message": MESSAGES["routing"],
+        "fieldPath": ".gateway",
+    },
 ]
 
 FIELD_RULES: dict[str, list[dict[str, str]]] = {

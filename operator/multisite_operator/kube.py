@@ -33,6 +33,7 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Service"): ("/api/v1", "services"),
     ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
 

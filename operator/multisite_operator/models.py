@@ -44,6 +44,8 @@ MESSAGES = {
     "default_site": "defaultSiteId must be the id of a site in spec.sites",
     "format_slug": "testDomainFormat must contain '{slug}', e.g. '{slug}.example-stage.eu.aldryn.io'",
     "format_host": "testDomainFormat must be a lowercase host name once '{slug}' is filled in",
+    "routing": "spec.gateway and spec.ingress are mutually exclusive: remove spec.ingress (or set "
+    "spec.ingress.enabled: false) to route through the Gateway API",
 }
 
 # The only wildcard every layer serves (Ingress, Django's ALLOWED_HOSTS, django-multisite, aldryn-sites) is a whole
@@ -231,6 +233,35 @@ class IngressSpec(Model):
     tls: TLS = Field(default_factory=TLS, description="TLS settings.")
 
 
+class ParentRef(Model):
+    name: str = Field(min_length=1, max_length=253, description="Name of the Gateway the HTTPRoutes attach to.")
+    namespace: str | None = Field(
+        default=None, min_length=1, max_length=63,
+        description="Namespace of the Gateway (default: the project's). Its listeners must allow routes from the "
+        "project's namespace (allowedRoutes).",
+    )
+    section_name: str | None = Field(
+        default=None, min_length=1, max_length=253,
+        description="Name of one listener of the Gateway (default: every listener whose hostname allows the hosts).",
+    )
+
+
+class GatewaySpec(Model):
+    parent_refs: list[ParentRef] = Field(
+        min_length=1, max_length=32,
+        description="The Gateways (and listeners) every HTTPRoute of the project attaches to.",
+    )
+    https: bool = Field(
+        default=False,
+        description="The Gateway terminates TLS for these hosts: redirects answer with https:// and status URLs "
+        "use https. TLS itself (listeners, certificates) is the Gateway's configuration, not the operator's.",
+    )
+    annotations: StringMap = Field(default_factory=dict, description="Annotations of every HTTPRoute.")
+    labels: StringMap = Field(
+        default_factory=dict, description="Extra labels of every HTTPRoute (the operator's own labels win)."
+    )
+
+
 DEFAULT_MIGRATE_COMMAND = ["python", "manage.py", "migrate", "--noinput"]
 
 
@@ -314,6 +345,11 @@ class MultiSiteProjectSpec(Model):
     )
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES, description="The project's sites.")
     ingress: IngressSpec = Field(default_factory=IngressSpec, description="Ingress settings.")
+    gateway: GatewaySpec | None = Field(
+        default=None,
+        description="Route through the Gateway API (HTTPRoutes attached to these Gateways) instead of an Ingress; "
+        "mutually exclusive with spec.ingress.",
+    )
     populate: PopulateSpec = Field(default_factory=PopulateSpec, description="shared mode: the populate Job.")
     migrate: MigrateSpec = Field(default_factory=MigrateSpec, description="multi-project mode: the migration Job.")
 
@@ -335,6 +371,16 @@ class MultiSiteProjectSpec(Model):
         return self
 
     # Convenience views used by every renderer.
+    def routing(self) -> Literal["ingress", "gateway"] | None:
+        """Which routing layer serves the project: the Gateway API when spec.gateway is set, else the Ingress."""
+        if self.gateway is not None:
+            return "gateway"
+        return "ingress" if self.ingress.enabled else None
+
+    def https(self) -> bool:
+        """Whether the hosts are served over TLS (status URLs, the redirects' scheme)."""
+        return self.gateway.https if self.gateway is not None else self.ingress.tls.enabled
+
     def site_domains(self, site: Site) -> Domains:
         """The domains this environment serves for a site."""
         if self.environment == "live":
@@ -405,6 +451,8 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
             "(DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT): make the sites' test domains follow one pattern, "
             "e.g. set spec.testDomainFormat"
         )
+    if spec.gateway is not None and "ingress" in spec.model_fields_set and spec.ingress.enabled:
+        problems.append(MESSAGES["routing"])
     if spec.default_site_id is not None and spec.default_site_id not in {s.id for s in spec.sites}:
         problems.append(f"{MESSAGES['default_site']} ({spec.default_site_id} is not)")
     return problems

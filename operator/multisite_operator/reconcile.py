@@ -211,7 +211,7 @@ def visible_secret_refs(spec: MultiSiteProjectSpec) -> list[tuple[str, str | Non
 
 def site_entries(spec: MultiSiteProjectSpec) -> list[Obj]:
     """status.sites: each site's served domains and URL (the mode may add image and replicas)."""
-    scheme = "https" if spec.ingress.tls.enabled else "http"
+    scheme = "https" if spec.https() else "http"
     out = []
     for site in spec.sites:
         names = spec.site_domains(site).names()
