@@ -19,7 +19,7 @@ from .specs import SpecCache
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-CHILD_INDEXES = ("deployments_idx", "services_idx", "ingresses_idx", "jobs_idx")
+CHILD_INDEXES = ("deployments_idx", "services_idx", "ingresses_idx", "jobs_idx", "httproutes_idx")
 
 
 @dataclass
@@ -102,6 +102,19 @@ class Controller:
         found = list((self.indexes.get("pull_problems_idx") or {}).get(key, []))
         return pods.describe_crashes(pods.current_crashes(found, children))
 
+    def gateways(self, project: dict[str, Any]) -> dict[Key, dict[str, Any]]:
+        """The Gateways the project's spec.gateway names, as cached (only their listeners), for routing status."""
+        index = self.indexes.get("gateways_idx") or {}
+        ns = project["metadata"]["namespace"]
+        refs = ((project.get("spec") or {}).get("gateway") or {}).get("parentRefs") or []
+        out = {}
+        for ref in refs:
+            k = (ref.get("namespace") or ns, ref.get("name"))
+            found = list(index.get(k, []))
+            if found:
+                out[k] = found[0]
+        return out
+
     def image_problems(self, key: Key) -> list[str]:
         problems = [p for p in (self.indexes.get("pull_problems_idx") or {}).get(key, []) if p.get("kind") != "crash"]
         if not problems:
@@ -124,7 +137,8 @@ class Controller:
         t0, cpu0 = time.monotonic(), time.process_time()
         try:
             outcome = await self.reconciler.reconcile(project, children, conflicts, self.image_problems(key),
-                                                      self.specs.parse(project), self.crashes(key, children))
+                                                      self.specs.parse(project), self.crashes(key, children),
+                                                      self.gateways(project))
         except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff, never dropped
             state.failures += 1
             delay = min(2 ** state.failures, 60)

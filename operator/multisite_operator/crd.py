@@ -160,6 +160,8 @@ def crd() -> dict[str, Any]:
         {"name": "Sites", "type": "integer", "jsonPath": ".status.siteCount"},
         {"name": "Ready", "type": "string", "jsonPath": condition.format("Ready")},
         {"name": "Populated", "type": "string", "jsonPath": condition.format("Populated")},
+        {"name": "Domains", "type": "string", "jsonPath": ".status.routedHosts",
+         "description": "Hosts the routing layer accepted, of all hosts served"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return {

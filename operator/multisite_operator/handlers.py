@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from . import claims, metrics, pods, tracing
+from . import claims, metrics, pods, routing_status, tracing
 from .controller import CHILD_INDEXES, Controller
 from .kube import KubeApi, load_api_client
 from .models import GROUP, KIND, PLURAL, VERSION
@@ -24,7 +24,9 @@ from .reconcile import Reconciler
 
 Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
-INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_idx", *CHILD_INDEXES)
+INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_idx", "gateways_idx", *CHILD_INDEXES)
+# The Gateway API: watched only where its CRDs are installed (kopf starts these watches when the CRDs appear).
+GATEWAY_API = ("gateway.networking.k8s.io", "v1")
 
 
 def slim(body: Any) -> dict[str, Any]:
@@ -118,6 +120,15 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     def ingresses_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
+    @kopf.index(*GATEWAY_API, "httproutes", labels=OURS, registry=registry, id="httproutes_idx")
+    def httproutes_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+        return child(body, namespace, labels)
+
+    @kopf.index(*GATEWAY_API, "gateways", registry=registry, id="gateways_idx")
+    def gateways_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
+        """Listener names and hostnames only: which hosts a Gateway lets a route attach (routing_status.py)."""
+        return {(namespace, name): routing_status.slim_gateway(body)}
+
     @kopf.index("batch", "v1", "jobs", labels=OURS, registry=registry, id="jobs_idx")
     def jobs_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
@@ -154,6 +165,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.event("v1", "services", labels=OURS, registry=registry)
     @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry)
     @kopf.on.event("batch", "v1", "jobs", labels=OURS, registry=registry)
+    @kopf.on.event(*GATEWAY_API, "httproutes", labels=OURS, registry=registry)
     async def child_event(namespace: str, labels: Any, body: kopf.Body, **kwargs: Any) -> None:
         capture(kwargs)
         project = owning_project(body, labels)
@@ -167,6 +179,16 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         capture(kwargs)
         for waiting in list(controller.in_conflict):
             asyncio.ensure_future(controller.trigger(waiting))
+
+    @kopf.on.event(*GATEWAY_API, "gateways", registry=registry)
+    async def gateway_event(namespace: str, name: str, **kwargs: Any) -> None:
+        """A Gateway's listeners changed: the projects routed through it report their hosts again."""
+        capture(kwargs)
+        for key, store in list((controller.indexes.get("projects_idx") or {}).items()):
+            for project in store:
+                refs = ((project.get("spec") or {}).get("gateway") or {}).get("parentRefs") or []
+                if any((r.get("namespace") or key[0], r.get("name")) == (namespace, name) for r in refs):
+                    asyncio.ensure_future(controller.trigger(key))
 
     @kopf.on.event("v1", "pods", labels=OURS, registry=registry)
     async def pod_event(namespace: str, labels: Any, body: kopf.Body, uid: str, type: str | None,

@@ -69,6 +69,7 @@ class KubeApi:
         self.api = api_client
         self.attempts = attempts
         self.requests = 0  # requests sent, for benchmarks and the per-reconcile metric
+        self._gateway_api = False  # the Gateway API's HTTPRoute is served (remembered once seen)
 
     def _call(self, path: str, method: str, *, body: Any = None, query: list | None = None,
               content_type: str | None = None) -> Any:
@@ -201,6 +202,20 @@ class KubeApi:
                 pass
         return ""
 
+    def serves_httproutes_sync(self) -> bool:
+        """Whether the API server serves HTTPRoutes (the Gateway API CRDs are installed): API discovery, which
+        every authenticated user may read. Remembered once true; asked again while false (CRDs get installed)."""
+        if self._gateway_api:
+            return True
+        try:
+            found = self._call("/apis/gateway.networking.k8s.io/v1", "GET")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False
+        self._gateway_api = any(r.get("name") == "httproutes" for r in (found or {}).get("resources") or [])
+        return self._gateway_api
+
     # --- Leases (leader.py) -------------------------------------------------------------------------------
     @staticmethod
     def lease_path(namespace: str, name: str | None = None) -> str:
@@ -235,6 +250,9 @@ class KubeApi:
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
         return await asyncio.to_thread(self.check_secrets_sync, namespace, refs, visible)
+
+    async def serves_httproutes(self) -> bool:
+        return await asyncio.to_thread(self.serves_httproutes_sync)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await asyncio.to_thread(self.job_failure_sync, namespace, job)

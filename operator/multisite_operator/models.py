@@ -483,7 +483,7 @@ def derived_domain_clashes(spec: MultiSiteProjectSpec) -> list[str]:
 # field described for `kubectl explain`, nothing kept only by x-kubernetes-preserve-unknown-fields). The reconcile
 # builds these as dicts (the hot path at 1000 sites); tests/unit check every status it produces against them.
 class ConditionStatus(Model):
-    type: str = Field(description="Ready, Populated, Progressing, Degraded, Migrated or VersionSkew.")
+    type: str = Field(description="Ready, Populated, Progressing, Degraded, Routed, Migrated or VersionSkew.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="One CamelCase word saying why (see the README's table).")
     message: str = Field(description="What happened, for a person; never holds a secret value.")
@@ -496,12 +496,28 @@ class SiteRef(Model):
     id: int = Field(description="The site's Django SITE_ID.")
 
 
+class HostStatus(Model):
+    name: str = Field(description="The host (a domain, alias or redirect of the active environment).")
+    role: Literal["primary", "alias", "redirect"] = Field(
+        description="primary: the site's domain; alias: served as well; redirect: answers 301 to the primary.")
+    routed: Literal["True", "False", "Unknown"] = Field(
+        description="Whether the routing layer accepted the host: HTTPRoute parents' Accepted and ResolvedRefs and "
+        "a listener that allows it (gateway), or a load-balancer address on the Ingress (ingress); Unknown until "
+        "its controller reports.")
+    reason: str = Field(description="One CamelCase word: Accepted, AddressAssigned, NoAddress, Pending, "
+                        "NotCreated, NoMatchingListenerHostname, or the route condition's own reason.")
+    message: str | None = Field(None, description="Why the host is not routed (absent when it is).")
+
+
 class SiteStatus(Model):
     slug: str = Field(description="The site's slug.")
     id: int = Field(description="The site's Django SITE_ID.")
     name: str = Field(description="The site's name.")
     domains: list[str] = Field(description="Every host served for the site in the active environment.")
     url: str = Field(description="The site's URL on its primary domain.")
+    hosts: list[HostStatus] = Field(
+        default_factory=list, description="Each host of `domains` with its role and whether the routing layer "
+        "accepted it (see the Routed condition).")
     image: str | None = Field(None, description="multi-project: the image the site's pods serve.")
     rolling_to: str | None = Field(None, description="multi-project: the image the site is rolling to.")
     replicas: int | None = Field(None, description="multi-project: replicas of the site's Deployment.")
@@ -517,6 +533,8 @@ class MultiSiteProjectStatus(Model):
     replicas: int | None = Field(None, description="Ready replicas of the web Deployment(s) (scale subresource).")
     selector: str | None = Field(None, description="Label selector of the project's web pods (scale subresource).")
     site_count: int | None = Field(None, description="Number of sites in the spec.")
+    routed_hosts: str | None = Field(
+        None, description="Hosts the routing layer accepted, of all hosts served, e.g. '12/12' (the DOMAINS column).")
     sites: list[SiteStatus] = Field(
         default_factory=list,
         description="Per-site outcome: served domains and URL (and image, replicas in multi-project mode).")

@@ -47,6 +47,7 @@ class FakeCluster:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     job_logs: dict[str, str] = field(default_factory=dict)
     reads: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) read by name
+    gateway_api: bool = True  # the Gateway API CRDs are installed
 
     def children(self) -> list[Obj]:
         """What the informer indexes hand the reconcile: objects whose controller reference names the project."""
@@ -90,6 +91,9 @@ class FakeCluster:
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return self.job_logs.get(job, "")
+
+    async def serves_httproutes(self) -> bool:
+        return self.gateway_api
 
     def emit(self, project: Obj, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
