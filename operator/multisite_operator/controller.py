@@ -115,6 +115,11 @@ class Controller:
                 out[k] = found[0]
         return out
 
+    def certificates(self, key: Key) -> Any:
+        """Name -> the cached cert-manager Certificate of the project's namespace (None when not cached)."""
+        index = self.indexes.get("certificates_idx") or {}
+        return lambda name: next(iter(index.get((key[0], name), [])), None)
+
     def image_problems(self, key: Key) -> list[str]:
         problems = [p for p in (self.indexes.get("pull_problems_idx") or {}).get(key, []) if p.get("kind") != "crash"]
         if not problems:
@@ -138,7 +143,7 @@ class Controller:
         try:
             outcome = await self.reconciler.reconcile(project, children, conflicts, self.image_problems(key),
                                                       self.specs.parse(project), self.crashes(key, children),
-                                                      self.gateways(project))
+                                                      self.gateways(project), self.certificates(key))
         except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff, never dropped
             state.failures += 1
             delay = min(2 ** state.failures, 60)

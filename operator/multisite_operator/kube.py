@@ -36,6 +36,7 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
+SERVED_RECHECK_SECONDS = 60
 
 
 def load_api_client() -> client.ApiClient:
@@ -69,7 +70,7 @@ class KubeApi:
         self.api = api_client
         self.attempts = attempts
         self.requests = 0  # requests sent, for benchmarks and the per-reconcile metric
-        self._gateway_api = False  # the Gateway API's HTTPRoute is served (remembered once seen)
+        self._served: dict[tuple[str, str], tuple[bool, float]] = {}  # discovery answers (serves_sync)
 
     def _call(self, path: str, method: str, *, body: Any = None, query: list | None = None,
               content_type: str | None = None) -> Any:
@@ -202,19 +203,23 @@ class KubeApi:
                 pass
         return ""
 
-    def serves_httproutes_sync(self) -> bool:
-        """Whether the API server serves HTTPRoutes (the Gateway API CRDs are installed): API discovery, which
-        every authenticated user may read. Remembered once true; asked again while false (CRDs get installed)."""
-        if self._gateway_api:
-            return True
+    def serves_sync(self, group_version: str, plural: str) -> bool:
+        """Whether the API server serves this resource (its CRD is installed: the Gateway API's HTTPRoute,
+        cert-manager's Certificate), from API discovery, which every authenticated user may read. Remembered once
+        true; a false answer is asked again after a minute at most (CRDs get installed later)."""
+        memo = (group_version, plural)
+        known = self._served.get(memo)
+        if known is not None and (known[0] or time.monotonic() - known[1] < SERVED_RECHECK_SECONDS):
+            return known[0]
         try:
-            found = self._call("/apis/gateway.networking.k8s.io/v1", "GET")
+            found = self._call(f"/apis/{group_version}", "GET")
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            return False
-        self._gateway_api = any(r.get("name") == "httproutes" for r in (found or {}).get("resources") or [])
-        return self._gateway_api
+            found = None
+        served = any(r.get("name") == plural for r in (found or {}).get("resources") or [])
+        self._served[memo] = (served, time.monotonic())
+        return served
 
     # --- Leases (leader.py) -------------------------------------------------------------------------------
     @staticmethod
@@ -251,8 +256,8 @@ class KubeApi:
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
         return await asyncio.to_thread(self.check_secrets_sync, namespace, refs, visible)
 
-    async def serves_httproutes(self) -> bool:
-        return await asyncio.to_thread(self.serves_httproutes_sync)
+    async def serves(self, group_version: str, plural: str) -> bool:
+        return await asyncio.to_thread(self.serves_sync, group_version, plural)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await asyncio.to_thread(self.job_failure_sync, namespace, job)

@@ -509,6 +509,13 @@ class HostStatus(Model):
     message: str | None = Field(None, description="Why the host is not routed (absent when it is).")
 
 
+class CertificateStatus(Model):
+    name: str = Field(description="The cert-manager Certificate (named after the site's TLS Secret).")
+    ready: Literal["True", "False", "Unknown"] = Field(description="The Certificate's Ready condition.")
+    reason: str = Field(description="Its reason (NotFound while cert-manager has made none).")
+    message: str | None = Field(None, description="Its message when not Ready.")
+
+
 class SiteStatus(Model):
     slug: str = Field(description="The site's slug.")
     id: int = Field(description="The site's Django SITE_ID.")
@@ -518,6 +525,9 @@ class SiteStatus(Model):
     hosts: list[HostStatus] = Field(
         default_factory=list, description="Each host of `domains` with its role and whether the routing layer "
         "accepted it (see the Routed condition).")
+    certificate: CertificateStatus | None = Field(
+        None, description="With ingress.tls and cert-manager installed: the site's Certificate and whether it is "
+        "Ready (read-only; absent without cert-manager).")
     image: str | None = Field(None, description="multi-project: the image the site's pods serve.")
     rolling_to: str | None = Field(None, description="multi-project: the image the site is rolling to.")
     replicas: int | None = Field(None, description="multi-project: replicas of the site's Deployment.")

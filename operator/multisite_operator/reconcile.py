@@ -17,7 +17,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import limits, metrics, pods, routing_status, routing_switch
+from . import certificates, limits, metrics, pods, routing_status, routing_switch
 from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
 from .kube import KubeApi, api_message
 from .modes import Facts, Report, multi, shared, switch
@@ -63,7 +63,8 @@ class Reconciler:
                         image_problems: list[str] | None = None,
                         parsed: MultiSiteProjectSpec | ValidationError | None = None,
                         crashes: list[str] | None = None,
-                        gateways: routing_status.Gateways | None = None) -> Outcome:
+                        gateways: routing_status.Gateways | None = None,
+                        certs: certificates.Lookup | None = None) -> Outcome:
         meta = project["metadata"]
         ns, name = meta["namespace"], meta["name"]
         owner = Owner(name=name, namespace=ns, uid=meta.get("uid"))
@@ -82,7 +83,7 @@ class Reconciler:
         if secrets.missing:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
 
-        if spec.routing() == "gateway" and not await self.api.serves_httproutes():
+        if spec.routing() == "gateway" and not await self.api.serves(*routing_status.HTTPROUTES):
             return await self._blocked(project, old, cond.R_GATEWAY_API_MISSING, GATEWAY_API_MISSING, retry=30)
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
@@ -119,6 +120,8 @@ class Reconciler:
                       job_message=lambda job: self.failures.message(ns, name, job, secrets.values))
         routed = routing_status.annotate(spec, facts.sites, list(plan.desired.values()), current, gateways or {},
                                          routing_switch.note(spec, routing_kept))
+        if certs is not None and certificates.wanted(spec) and await self.api.serves(*certificates.CERTIFICATES):
+            certificates.annotate(spec, name, facts.sites, certs)
         report = await MODES[spec.mode].report(facts)
         self.failures.prune(ns, name, {k[1] for k in current if k[0] == "Job"})
         pod_trouble = pods.problem(image_problems or []) or pods.crash([redact(c, secrets.values) for c in crashes or []])

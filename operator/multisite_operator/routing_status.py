@@ -25,6 +25,7 @@ R_ACCEPTED, R_ADDRESS_ASSIGNED, R_NO_ADDRESS, R_PENDING = "Accepted", "AddressAs
 R_NOT_ROUTED, R_NO_MATCHING_LISTENER, R_NOT_CREATED = "NotRouted", "NoMatchingListenerHostname", "NotCreated"
 R_ROUTING_DISABLED = "RoutingDisabled"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTPROUTES = (f"{GATEWAY_GROUP}/v1", "httproutes")  # (group/version, plural) as API discovery lists it
 Gateways = dict[tuple[str, str], Obj]  # (namespace, name) -> Gateway as the operator's cache holds it
 
 

@@ -47,7 +47,7 @@ class FakeCluster:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     job_logs: dict[str, str] = field(default_factory=dict)
     reads: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) read by name
-    gateway_api: bool = True  # the Gateway API CRDs are installed
+    served: set[tuple[str, str]] = field(default_factory=lambda: {("gateway.networking.k8s.io/v1", "httproutes")})
 
     def children(self) -> list[Obj]:
         """What the informer indexes hand the reconcile: objects whose controller reference names the project."""
@@ -92,8 +92,9 @@ class FakeCluster:
     async def job_failure(self, namespace: str, job: str) -> str:
         return self.job_logs.get(job, "")
 
-    async def serves_httproutes(self) -> bool:
-        return self.gateway_api
+    async def serves(self, group_version: str, plural: str) -> bool:
+        self.reads.append(("discovery", f"{group_version}/{plural}"))
+        return (group_version, plural) in self.served
 
     def emit(self, project: Obj, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))

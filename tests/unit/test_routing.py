@@ -120,7 +120,7 @@ def test_stale_route_status_counts_as_pending_after_a_host_is_added():
 
 def test_without_the_gateway_api_nothing_is_applied_and_ready_says_why():
     cluster, r = gateway_cluster()
-    cluster.gateway_api = False
+    cluster.served.clear()
     run(r, cluster)
     assert cluster.objects == {}
     ready = condition(cluster, "Ready")
@@ -174,3 +174,36 @@ def test_hostname_intersection_follows_the_gateway_api():
     assert hostname_matches("test.example.com", "*.example.com")
     assert hostname_matches("*.example.com", "*.example.com") and hostname_matches("*.a.example.com", "*.example.com")
     assert not hostname_matches("*.example.com", "*.example.net")
+
+
+# --- cert-manager: read-only, only when its CRD is served ---------------------------------------------------------
+def run_with_certs(r: Reconciler, cluster: FakeCluster, certs: dict[str, dict]) -> Any:
+    cluster.writes.clear()
+    return asyncio.run(r.reconcile(copy.deepcopy(cluster.project), cluster.children(), certs=certs.get))
+
+
+def cert(ready: str, reason: str, message: str = "") -> dict:
+    return {"status": {"conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message}]}}
+
+
+def test_each_sites_certificate_is_reported_when_cert_manager_is_installed():
+    cluster = FakeCluster(example())  # ingress.tls enabled: one Certificate per site
+    cluster.served.add(("cert-manager.io/v1", "certificates"))
+    r = Reconciler(cluster, cluster.emit)
+    certs = {"example-tls-de": cert("True", "Ready"),
+             "example-tls-gh": cert("False", "Failed", "DNS for gh.example-stage.eu.aldryn.io does not resolve")}
+    run_with_certs(r, cluster, certs)
+    got = {s["slug"]: s["certificate"] for s in cluster.project["status"]["sites"]}
+    assert got["de"] == {"name": "example-tls-de", "ready": "True", "reason": "Ready"}
+    assert got["gh"]["ready"] == "False" and "does not resolve" in got["gh"]["message"]
+    assert got["us"] == {"name": "example-tls-us", "ready": "Unknown", "reason": "NotFound",
+                         "message": "cert-manager has no Certificate of this name (yet)"}
+    assert run_with_certs(r, cluster, certs).writes == 0
+
+
+def test_without_cert_manager_nothing_about_certificates_is_written():
+    cluster = FakeCluster(example())
+    r = Reconciler(cluster, cluster.emit)
+    run_with_certs(r, cluster, {"example-tls-de": cert("True", "Ready")})
+    assert all("certificate" not in s for s in cluster.project["status"]["sites"])
+    assert ("discovery", "cert-manager.io/v1/certificates") in cluster.reads
