@@ -103,11 +103,32 @@ async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
         async with sem:
             return await api.apply(obj)
 
+    ranks = [rank(o, objs) for o in objs]
     results: list[Obj] = []
-    for rank in sorted({ORDER[o["kind"]] for o in objs}):
-        batch = [o for o in objs if ORDER[o["kind"]] == rank]
+    for r in sorted(set(ranks)):
+        batch = [o for o, ro in zip(objs, ranks) if ro == r]
         results += await asyncio.gather(*(one(o) for o in batch))
     return results
+
+
+def backend_services(obj: Obj) -> set[str]:
+    """The Services an Ingress or HTTPRoute sends requests to."""
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Ingress":
+        return {p["backend"]["service"]["name"] for r in spec.get("rules") or []
+                for p in (r.get("http") or {}).get("paths") or [] if "service" in p.get("backend", {})}
+    return {b["name"] for r in spec.get("rules") or [] for b in r.get("backendRefs") or []}
+
+
+def rank(obj: Obj, objs: list[Obj]) -> int:
+    """ORDER, except that routing whose Services all exist already goes first: a host added to a project is routed
+    at once instead of after the Deployment and Job writes of the same reconcile (each one round trip under load).
+    Routing to a Service written in this reconcile still waits for it."""
+    if obj["kind"] in ("Ingress", "HTTPRoute"):
+        written = {o["metadata"]["name"] for o in objs if o["kind"] == "Service"}
+        if not backend_services(obj) & written:
+            return ORDER["Service"]
+    return ORDER[obj["kind"]]
 
 
 def not_owned_message(taken: list[str]) -> str:

@@ -207,3 +207,24 @@ def test_without_cert_manager_nothing_about_certificates_is_written():
     run_with_certs(r, cluster, {"example-tls-de": cert("True", "Ready")})
     assert all("certificate" not in s for s in cluster.project["status"]["sites"])
     assert ("discovery", "cert-manager.io/v1/certificates") in cluster.reads
+
+
+def test_a_host_added_is_routed_in_the_first_batch_of_writes_when_its_service_exists():
+    cluster, r = gateway_cluster()
+    run(r, cluster)
+    accept(cluster)
+    sites = copy.deepcopy(cluster.project["spec"]["sites"])
+    sites[1]["live"]["aliases"] = ["www.example.gh"]
+    cluster.edit_spec(sites=sites)
+    run(r, cluster)
+    applied = [k for v, k, _ in cluster.writes if v == "apply"]
+    assert applied[0] == "HTTPRoute" and applied.index("HTTPRoute") < applied.index("Deployment"), applied
+
+
+def test_routing_to_a_service_of_the_same_reconcile_waits_for_it():
+    cluster, r = gateway_cluster()
+    run(r, cluster)
+    applied = [n if k == "HTTPRoute" else k for v, k, n in cluster.writes if v == "apply"]
+    assert applied.index("Service") < applied.index("Deployment") < applied.index("example-site-de"), applied
+    # A redirect route sends nothing to a Service: it never waits.
+    assert applied.index("example-site-us.redirect") < applied.index("Deployment"), applied
