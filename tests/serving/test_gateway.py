@@ -77,17 +77,36 @@ def test_gateway_shared_every_host_its_site_redirect_at_the_edge_and_counts(
     assert "DOMAINS" in table.splitlines()[0] and " 5/5 " in table.splitlines()[1], table
     assert hosts_status(h, name)[REDIRECT]["role"] == "redirect"
 
-    # A hostname added to the resource is routed by the Gateway within about a second (Django answers it at once:
-    # 400 until the pods with the new ALLOWED_HOSTS are up, so "routed" here is "no longer Traefik's 404").
+    # A hostname added to the resource is routed by the Gateway (Django answers it at once: 400 until the pods with
+    # the new ALLOWED_HOSTS are up, so "routed" here is "no longer Traefik's 404").
     assert h.ask("www.example.gh")["status"] == 404
     sites = gateway_example(h)["spec"]["sites"]
     sites[1]["live"]["aliases"] = ["www.example.gh"]
+    custom = client.CustomObjectsApi(h.api)
+    seen: dict[str, float] = {}
+
+    def routed() -> bool:  # when the operator wrote the HTTPRoute, and when the Gateway routes the host
+        now = time.monotonic() - start
+        if "route" not in seen and "www.example.gh" in custom.get_namespaced_custom_object(
+                GATEWAY_GROUP, "v1", h.namespace, "httproutes", "example-site-gh")["spec"]["hostnames"]:
+            seen["route"] = now
+        if h.traefik.request("www.example.gh").status != 404:
+            seen.setdefault("route", now)
+            seen["answer"] = now
+        return "answer" in seen
+
     start = time.monotonic()
     patch_spec(h.api, h.namespace, name, {"sites": sites})
-    h.until("www.example.gh", lambda r: r.status != 404, timeout=30)
-    seconds = time.monotonic() - start
-    _report(capsys, f"gateway: an alias added to the resource was routed {seconds:.2f} s after the patch")
-    assert seconds < 5, seconds  # 1 s is the target (measured above); the bound leaves room for a loaded machine
+    wait_for(routed, timeout=30, interval=0.05, message="www.example.gh routed")
+    seconds = seen["answer"]
+    _report(capsys, f"gateway: an alias added to the resource was in its HTTPRoute {seen['route']:.2f} s and routed "
+                    f"{seconds:.2f} s after the patch")
+    # The operator's part (the HTTPRoute carries the host) is what it controls: measured 0.07 s; the rest is Traefik's
+    # Gateway provider, which writes every changed route's status synchronously before it applies a configuration
+    # (pkg/provider/kubernetes/gateway/httproute.go), measured 1.5-2 s on this loaded machine. The bounds leave room
+    # for load; the figures are reported above.
+    assert seen["route"] < 2, seen
+    assert seconds < 10, seen
     h.until_site("www.example.gh", 2, timeout=300)
     wait_routed(h, name, "6/6")
 
