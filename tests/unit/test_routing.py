@@ -228,3 +228,21 @@ def test_routing_to_a_service_of_the_same_reconcile_waits_for_it():
     assert applied.index("Service") < applied.index("Deployment") < applied.index("example-site-de"), applied
     # A redirect route sends nothing to a Service: it never waits.
     assert applied.index("example-site-us.redirect") < applied.index("Deployment"), applied
+
+
+def test_mode_switch_keeps_the_httproutes_on_the_old_workloads_until_the_new_are_available():
+    cluster, r = gateway_cluster()
+    run(r, cluster)
+    accept(cluster)
+    cluster.roll_out()
+    cluster.finish(cluster.named("Job")[0])
+    run(r, cluster)
+    before = cluster.objects[("HTTPRoute", "example-site-de")]["spec"]
+    cluster.edit_spec(mode="multi-project")
+    run(r, cluster)
+    assert cluster.objects[("HTTPRoute", "example-site-de")]["spec"] == before, "routes stay on the old mode"
+    assert ("Service", "example-web") in cluster.objects
+    cluster.roll_out(*cluster.named("Deployment", "example-site-"))
+    run(r, cluster)
+    backend = cluster.objects[("HTTPRoute", "example-site-de")]["spec"]["rules"][0]["backendRefs"][0]["name"]
+    assert backend == "example-site-de" and ("Service", "example-web") not in cluster.objects
