@@ -506,7 +506,8 @@ class HostStatus(Model):
         "its controller reports.")
     reason: str = Field(description="One CamelCase word: Accepted, AddressAssigned, NoAddress, Pending, "
                         "NotCreated, NoMatchingListenerHostname, or the route condition's own reason.")
-    message: str | None = Field(None, description="Why the host is not routed (absent when it is).")
+    message: str | None = Field(None, description="Why the routing layer refused the host (only when routed is "
+                                "False; Unknown is explained once, in the Routed condition).")
 
 
 class CertificateStatus(Model):
