@@ -4,11 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(PY) tests/controlplane/cluster.py
 # Real serving (issue 12): what `make test` builds first, and the private network namespace pytest runs in.
-REAL_SERVING := traefik-build runtime-venv
+REAL_SERVING := traefik-build gateway-crds runtime-venv
 IN_NETNS := MULTISITE_REAL_SERVING=1 tests/runtime/in-netns.sh
 
 .PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run bench
-.PHONY: traefik-build runtime-venv test-serving routes
+.PHONY: traefik-build gateway-crds runtime-venv test-serving routes
 
 # The venv is (re)installed only when pyproject.toml changes.
 venv: $(VENV)/.installed
@@ -43,6 +43,11 @@ test: venv cluster-build $(REAL_SERVING)
 # Traefik from Go modules into .cache/traefik/<version>/bin (nothing to do when cached).
 traefik-build:
 	tests/ingress/build.sh
+
+# The Gateway API's standard CRDs (sigs.k8s.io/gateway-api module, Go module proxy) into .cache/gateway-api/<version>
+# (nothing to do when cached); the gateway serving tests install them on their control plane.
+gateway-crds:
+	tests/ingress/gateway-crds.sh
 
 # The Divio Django runtime's venv into .cache/runtime/<hash of its pins> (nothing to do when cached); needs
 # ../shared/vendor/divio beside the clone (MULTISITE_SHARED=/path/to/shared overrides).

@@ -19,8 +19,8 @@ from kubernetes.utils.quantity import parse_quantity
 from .obj import Obj
 
 APPLY_CONCURRENCY = 16
-# The order requests start in: Services, then workloads, then the Ingress that routes to them.
-ORDER = {"Service": 0, "Deployment": 1, "Job": 2, "Ingress": 3}
+# The order requests start in: Services, then workloads, then the Ingress or HTTPRoutes that route to them.
+ORDER = {"Service": 0, "Deployment": 1, "Job": 2, "Ingress": 3, "HTTPRoute": 3}
 
 
 R_NOT_OWNED = "NotOwned"  # Ready's reason while a child's name is taken by an object this project does not control
@@ -107,7 +107,8 @@ async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
         async with sem:  # waiters are served first come, first served: the start order below holds
             return await api.apply(obj)
 
-    order = sorted(range(len(objs)), key=lambda i: ORDER[objs[i]["kind"]])
+    ranks = [rank(o, objs) for o in objs]
+    order = sorted(range(len(objs)), key=lambda i: ranks[i])
     done = await asyncio.gather(*(one(objs[i]) for i in order), return_exceptions=True)
     # Every request has ended; when several failed, the first in dependency order is the one reported, so the
     # same spec always gives the same message (a 422 for the Deployment, not sometimes the Job's).
@@ -118,6 +119,26 @@ async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
     for i, obj in zip(order, done):
         results[i] = obj  # type: ignore[assignment]
     return results
+
+
+def backend_services(obj: Obj) -> set[str]:
+    """The Services an Ingress or HTTPRoute sends requests to."""
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Ingress":
+        return {p["backend"]["service"]["name"] for r in spec.get("rules") or []
+                for p in (r.get("http") or {}).get("paths") or [] if "service" in p.get("backend", {})}
+    return {b["name"] for r in spec.get("rules") or [] for b in r.get("backendRefs") or []}
+
+
+def rank(obj: Obj, objs: list[Obj]) -> int:
+    """ORDER, except that routing whose Services all exist already starts first: a host added to a project is routed
+    at once instead of queueing behind the Deployment and Job writes of the same reconcile. Routing to a Service
+    written in this reconcile starts after it."""
+    if obj["kind"] in ("Ingress", "HTTPRoute"):
+        written = {o["metadata"]["name"] for o in objs if o["kind"] == "Service"}
+        if not backend_services(obj) & written:
+            return ORDER["Service"]
+    return ORDER[obj["kind"]]
 
 
 def not_owned_message(taken: list[str]) -> str:

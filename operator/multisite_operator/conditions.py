@@ -17,6 +17,7 @@ Condition = dict[str, Any]
 # Types.
 READY, DEGRADED, PROGRESSING = "Ready", "Degraded", "Progressing"
 POPULATED, MIGRATED, VERSION_SKEW = "Populated", "Migrated", "VersionSkew"
+ROUTED = "Routed"  # informational, never part of Ready (routing_status.py)
 
 # Reasons users see (README, "Reading the outcome").
 R_READY, R_AS_EXPECTED, R_COMPLETE = "Ready", "AsExpected", "Complete"
@@ -26,9 +27,10 @@ R_POPULATE_FAILED, R_MIGRATION_FAILED = "PopulateFailed", "MigrationFailed"
 R_INGRESS_MISSING, R_SWITCHING_MODE, R_ALL_SITES_ON_IMAGE = "IngressMissing", "SwitchingMode", "AllSitesOnImage"
 R_INVALID_SPEC, R_DOMAIN_CONFLICT, R_SECRET_MISSING = "InvalidSpec", "DomainConflict", "SecretMissing"
 R_IMAGE_PULL_FAILED = "ImagePullFailed"
+R_GATEWAY_API_MISSING = "GatewayAPIMissing"
 
 # The value of each condition type that is good news; anything else is reported as a Warning Event.
-GOOD = {READY: "True", POPULATED: "True", DEGRADED: "False", MIGRATED: "True", VERSION_SKEW: "False"}
+GOOD = {READY: "True", POPULATED: "True", DEGRADED: "False", MIGRATED: "True", VERSION_SKEW: "False", ROUTED: "True"}
 # Reasons of work under way: not good yet, but nothing a user must act on (Normal Events, not Warnings).
 IN_PROGRESS = {R_ROLLING_OUT, R_POPULATING, R_RUNNING, R_MIGRATING}
 

@@ -33,7 +33,7 @@ from .specs import SpecCache
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-CHILD_INDEXES = ("deployments_idx", "services_idx", "ingresses_idx", "jobs_idx")
+CHILD_INDEXES = ("deployments_idx", "services_idx", "ingresses_idx", "jobs_idx", "httproutes_idx")
 # Reconciles at once: enough to keep the API server busy, few enough that their working sets stay small; matches
 # kube.API_THREADS (measured in bench/ANALYSIS.md: 16/16 keeps the start-up time at a third less peak memory).
 RECONCILE_WORKERS = 16
@@ -225,6 +225,24 @@ class Controller:
         found = list((self.indexes.get("pull_problems_idx") or {}).get(key, []))
         return pods.describe_crashes(pods.current_crashes(found, children))
 
+    def gateways(self, project: dict[str, Any]) -> dict[Key, dict[str, Any]]:
+        """The Gateways the project's spec.gateway names, as cached (only their listeners), for routing status."""
+        index = self.indexes.get("gateways_idx") or {}
+        ns = project["metadata"]["namespace"]
+        refs = ((project.get("spec") or {}).get("gateway") or {}).get("parentRefs") or []
+        out = {}
+        for ref in refs:
+            k = (ref.get("namespace") or ns, ref.get("name"))
+            found = list(index.get(k, []))
+            if found:
+                out[k] = found[0]
+        return out
+
+    def certificates(self, key: Key) -> Any:
+        """Name -> the cached cert-manager Certificate of the project's namespace (None when not cached)."""
+        index = self.indexes.get("certificates_idx") or {}
+        return lambda name: next(iter(index.get((key[0], name), [])), None)
+
     def image_problems(self, key: Key) -> list[str]:
         problems = [p for p in (self.indexes.get("pull_problems_idx") or {}).get(key, []) if p.get("kind") != "crash"]
         if not problems:
@@ -248,7 +266,8 @@ class Controller:
         tracer, outcome = tracing.current(), None
         t0, cpu0 = time.monotonic(), time.process_time()
         task = asyncio.ensure_future(self.reconciler.reconcile(project, children, conflicts, self.image_problems(key),
-                                                               self.specs.parse(project), self.crashes(key, children)))
+                                                               self.specs.parse(project), self.crashes(key, children),
+                                                               self.gateways(project), self.certificates(key)))
         self.inflight.add(task)
         try:
             outcome = await task

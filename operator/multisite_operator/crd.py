@@ -68,6 +68,12 @@ SPEC_RULES = [
         "message": MESSAGES["default_site"],
         "fieldPath": ".defaultSiteId",
     },
+    {
+        # spec.ingress has no schema default, so has() is true only when the user wrote it.
+        "rule": "!has(self.gateway) || !has(self.ingress) || (has(self.ingress.enabled) && !self.ingress.enabled)",
+        "message": MESSAGES["routing"],
+        "fieldPath": ".gateway",
+    },
 ]
 
 FIELD_RULES: dict[str, list[dict[str, str]]] = {
@@ -154,6 +160,8 @@ def crd() -> dict[str, Any]:
         {"name": "Sites", "type": "integer", "jsonPath": ".status.siteCount"},
         {"name": "Ready", "type": "string", "jsonPath": condition.format("Ready")},
         {"name": "Populated", "type": "string", "jsonPath": condition.format("Populated")},
+        {"name": "Domains", "type": "string", "jsonPath": ".status.routedHosts",
+         "description": "Hosts the routing layer accepted, of all hosts served"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return {

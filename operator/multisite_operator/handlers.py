@@ -15,18 +15,21 @@ from typing import Any
 
 import kopf
 
-from . import claims, metrics, pods, tracing
-from .controller import CHILD_INDEXES, Controller, Priority
+from . import certificates, claims, metrics, pods, routing_status, tracing
+from .controller import CHILD_INDEXES, Controller
 from .events import EventPoster
 from .kube import KubeApi, load_api_client
 from .models import GROUP, KIND, PLURAL, VERSION
 from .naming import MANAGED_BY, MANAGER, PROJECT_LABEL
-from .packed import pack
+from .packed import pack, unpack
 from .reconcile import Reconciler
 
 Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
-INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_idx", *CHILD_INDEXES)
+INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_idx", "gateways_idx", "certificates_idx",
+           *CHILD_INDEXES)
+# The Gateway API: watched only where its CRDs are installed (kopf starts these watches when the CRDs appear).
+GATEWAY_API = ("gateway.networking.k8s.io", "v1")
 
 
 def slim(body: Any) -> dict[str, Any]:
@@ -134,6 +137,20 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     def ingresses_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
+    @kopf.index(*GATEWAY_API, "httproutes", labels=OURS, registry=registry, id="httproutes_idx")
+    def httproutes_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+        return child(body, namespace, labels)
+
+    @kopf.index(*GATEWAY_API, "gateways", registry=registry, id="gateways_idx")
+    def gateways_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
+        """Listener names and hostnames only: which hosts a Gateway lets a route attach (routing_status.py)."""
+        return {(namespace, name): routing_status.slim_gateway(body)}
+
+    @kopf.index("cert-manager.io", "v1", "certificates", registry=registry, id="certificates_idx")
+    def certificates_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
+        """Each Certificate's Ready condition only (cert-manager's own objects: never written)."""
+        return {(namespace, name): certificates.slim_certificate(body)}
+
     @kopf.index("batch", "v1", "jobs", labels=OURS, registry=registry, id="jobs_idx")
     def jobs_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
@@ -176,6 +193,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.event("v1", "services", labels=OURS, registry=registry)
     @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry)
     @kopf.on.event("batch", "v1", "jobs", labels=OURS, registry=registry)
+    @kopf.on.event(*GATEWAY_API, "httproutes", labels=OURS, registry=registry)
     async def child_event(namespace: str, labels: Any, body: kopf.Body, **kwargs: Any) -> None:
         capture(kwargs)
         project = owning_project(body, labels)
@@ -189,6 +207,25 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         capture(kwargs)
         for waiting in list(controller.in_conflict):
             asyncio.ensure_future(controller.trigger(waiting))
+
+    @kopf.on.event(*GATEWAY_API, "gateways", registry=registry)
+    async def gateway_event(namespace: str, name: str, **kwargs: Any) -> None:
+        """A Gateway's listeners changed: the projects routed through it report their hosts again."""
+        capture(kwargs)
+        for key, store in list((controller.indexes.get("projects_idx") or {}).items()):
+            for project in store:
+                refs = ((unpack(project.get("spec")) or {}).get("gateway") or {}).get("parentRefs") or []
+                if any((r.get("namespace") or key[0], r.get("name")) == (namespace, name) for r in refs):
+                    asyncio.ensure_future(controller.trigger(key))
+
+    @kopf.on.event("cert-manager.io", "v1", "certificates", registry=registry)
+    async def certificate_event(namespace: str, **kwargs: Any) -> None:
+        """A Certificate changed (rarely): the projects of its namespace with Ingress TLS report theirs again."""
+        capture(kwargs)
+        for key, store in list((controller.indexes.get("projects_idx") or {}).items()):
+            if key[0] == namespace and any(((unpack(p.get("spec")) or {}).get("ingress") or {}).get("tls", {})
+                                           .get("enabled") for p in store):
+                asyncio.ensure_future(controller.trigger(key))
 
     @kopf.on.event("v1", "pods", labels=OURS, registry=registry)
     async def pod_event(namespace: str, labels: Any, body: kopf.Body, uid: str, type: str | None,

@@ -39,9 +39,11 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Service"): ("/api/v1", "services"),
     ("networking.k8s.io/v1", "Ingress"): ("/apis/networking.k8s.io/v1", "ingresses"),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
     (f"{GROUP}/{VERSION}", "MultiSiteProject"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
+SERVED_RECHECK_SECONDS = 60
 # Threads for blocking API calls: as many as the controller runs reconciles at once (controller.RECONCILE_WORKERS),
 # each of which sends at most a few requests at a time. Measured (bench/ANALYSIS.md): 16 reconciles on 16 threads
 # keep the start-up of 200 projects as fast as unbounded concurrency at a far lower peak memory.
@@ -94,6 +96,7 @@ class KubeApi:
         self.requests = 0  # requests sent, for benchmarks and the per-reconcile metric
         # Threads start on demand, so a KubeApi that sends little (the Lease loop's) costs one or two.
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube-api")
+        self._served: dict[tuple[str, str], tuple[bool, float]] = {}  # discovery answers (serves_sync)
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)` on this API's own threads."""
@@ -256,6 +259,23 @@ class KubeApi:
                            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
         items = (found or {}).get("items") or []
         return items[0]["metadata"]["uid"] if items else None
+    def serves_sync(self, group_version: str, plural: str) -> bool:
+        """Whether the API server serves this resource (its CRD is installed: the Gateway API's HTTPRoute,
+        cert-manager's Certificate), from API discovery, which every authenticated user may read. Remembered once
+        true; a false answer is asked again after a minute at most (CRDs get installed later)."""
+        memo = (group_version, plural)
+        known = self._served.get(memo)
+        if known is not None and (known[0] or time.monotonic() - known[1] < SERVED_RECHECK_SECONDS):
+            return known[0]
+        try:
+            found = self._call(f"/apis/{group_version}", "GET")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            found = None
+        served = any(r.get("name") == plural for r in (found or {}).get("resources") or [])
+        self._served[memo] = (served, time.monotonic())
+        return served
 
     # --- Leases (leader.py) -------------------------------------------------------------------------------
     @staticmethod
@@ -297,6 +317,9 @@ class KubeApi:
 
     async def crd_uid(self, name: str) -> str | None:
         return await self._run(self.crd_uid_sync, name)
+
+    async def serves(self, group_version: str, plural: str) -> bool:
+        return await self._run(self.serves_sync, group_version, plural)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await self._run(self.job_failure_sync, namespace, job)

@@ -44,6 +44,8 @@ MESSAGES = {
     "default_site": "defaultSiteId must be the id of a site in spec.sites",
     "format_slug": "testDomainFormat must contain '{slug}', e.g. '{slug}.example-stage.eu.aldryn.io'",
     "format_host": "testDomainFormat must be a lowercase host name once '{slug}' is filled in",
+    "routing": "spec.gateway and spec.ingress are mutually exclusive: remove spec.ingress (or set "
+    "spec.ingress.enabled: false) to route through the Gateway API",
 }
 
 # The only wildcard every layer serves (Ingress, Django's ALLOWED_HOSTS, django-multisite, aldryn-sites) is a whole
@@ -231,6 +233,35 @@ class IngressSpec(Model):
     tls: TLS = Field(default_factory=TLS, description="TLS settings.")
 
 
+class ParentRef(Model):
+    name: str = Field(min_length=1, max_length=253, description="Name of the Gateway the HTTPRoutes attach to.")
+    namespace: str | None = Field(
+        default=None, min_length=1, max_length=63,
+        description="Namespace of the Gateway (default: the project's). Its listeners must allow routes from the "
+        "project's namespace (allowedRoutes).",
+    )
+    section_name: str | None = Field(
+        default=None, min_length=1, max_length=253,
+        description="Name of one listener of the Gateway (default: every listener whose hostname allows the hosts).",
+    )
+
+
+class GatewaySpec(Model):
+    parent_refs: list[ParentRef] = Field(
+        min_length=1, max_length=32,
+        description="The Gateways (and listeners) every HTTPRoute of the project attaches to.",
+    )
+    https: bool = Field(
+        default=False,
+        description="The Gateway terminates TLS for these hosts: redirects answer with https:// and status URLs "
+        "use https. TLS itself (listeners, certificates) is the Gateway's configuration, not the operator's.",
+    )
+    annotations: StringMap = Field(default_factory=dict, description="Annotations of every HTTPRoute.")
+    labels: StringMap = Field(
+        default_factory=dict, description="Extra labels of every HTTPRoute (the operator's own labels win)."
+    )
+
+
 DEFAULT_MIGRATE_COMMAND = ["python", "manage.py", "migrate", "--noinput"]
 
 
@@ -315,6 +346,11 @@ class MultiSiteProjectSpec(Model):
     )
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES, description="The project's sites.")
     ingress: IngressSpec = Field(default_factory=IngressSpec, description="Ingress settings.")
+    gateway: GatewaySpec | None = Field(
+        default=None,
+        description="Route through the Gateway API (HTTPRoutes attached to these Gateways) instead of an Ingress; "
+        "mutually exclusive with spec.ingress.",
+    )
     populate: PopulateSpec = Field(default_factory=PopulateSpec, description="shared mode: the populate Job.")
     migrate: MigrateSpec = Field(default_factory=MigrateSpec, description="The migration Job (the version gate).")
 
@@ -336,6 +372,16 @@ class MultiSiteProjectSpec(Model):
         return self
 
     # Convenience views used by every renderer.
+    def routing(self) -> Literal["ingress", "gateway"] | None:
+        """Which routing layer serves the project: the Gateway API when spec.gateway is set, else the Ingress."""
+        if self.gateway is not None:
+            return "gateway"
+        return "ingress" if self.ingress.enabled else None
+
+    def https(self) -> bool:
+        """Whether the hosts are served over TLS (status URLs, the redirects' scheme)."""
+        return self.gateway.https if self.gateway is not None else self.ingress.tls.enabled
+
     def site_domains(self, site: Site) -> Domains:
         """The domains this environment serves for a site."""
         if self.environment == "live":
@@ -406,6 +452,8 @@ def spec_problems(spec: MultiSiteProjectSpec) -> list[str]:
             "(DJANGO_MULTISITE_PLUS_REWRITE_DOMAIN_FORMAT): make the sites' test domains follow one pattern, "
             "e.g. set spec.testDomainFormat"
         )
+    if spec.gateway is not None and "ingress" in spec.model_fields_set and spec.ingress.enabled:
+        problems.append(MESSAGES["routing"])
     if spec.default_site_id is not None and spec.default_site_id not in {s.id for s in spec.sites}:
         problems.append(f"{MESSAGES['default_site']} ({spec.default_site_id} is not)")
     return problems
@@ -436,7 +484,7 @@ def derived_domain_clashes(spec: MultiSiteProjectSpec) -> list[str]:
 # field described for `kubectl explain`, nothing kept only by x-kubernetes-preserve-unknown-fields). The reconcile
 # builds these as dicts (the hot path at 1000 sites); tests/unit check every status it produces against them.
 class ConditionStatus(Model):
-    type: str = Field(description="Ready, Populated, Progressing, Degraded, Migrated or VersionSkew.")
+    type: str = Field(description="Ready, Populated, Progressing, Degraded, Routed, Migrated or VersionSkew.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="One CamelCase word saying why (see the README's table).")
     message: str = Field(description="What happened, for a person; never holds a secret value.")
@@ -449,12 +497,39 @@ class SiteRef(Model):
     id: int = Field(description="The site's Django SITE_ID.")
 
 
+class HostStatus(Model):
+    name: str = Field(description="The host (a domain, alias or redirect of the active environment).")
+    role: Literal["primary", "alias", "redirect"] = Field(
+        description="primary: the site's domain; alias: served as well; redirect: answers 301 to the primary.")
+    routed: Literal["True", "False", "Unknown"] = Field(
+        description="Whether the routing layer accepted the host: HTTPRoute parents' Accepted and ResolvedRefs and "
+        "a listener that allows it (gateway), or a load-balancer address on the Ingress (ingress); Unknown until "
+        "its controller reports.")
+    reason: str = Field(description="One CamelCase word: Accepted, AddressAssigned, NoAddress, Pending, "
+                        "NotCreated, NoMatchingListenerHostname, or the route condition's own reason.")
+    message: str | None = Field(None, description="Why the routing layer refused the host (only when routed is "
+                                "False; Unknown is explained once, in the Routed condition).")
+
+
+class CertificateStatus(Model):
+    name: str = Field(description="The cert-manager Certificate (named after the site's TLS Secret).")
+    ready: Literal["True", "False", "Unknown"] = Field(description="The Certificate's Ready condition.")
+    reason: str = Field(description="Its reason (NotFound while cert-manager has made none).")
+    message: str | None = Field(None, description="Its message when not Ready.")
+
+
 class SiteStatus(Model):
     slug: str = Field(description="The site's slug.")
     id: int = Field(description="The site's Django SITE_ID.")
     name: str = Field(description="The site's name.")
     domains: list[str] = Field(description="Every host served for the site in the active environment.")
     url: str = Field(description="The site's URL on its primary domain.")
+    hosts: list[HostStatus] = Field(
+        default_factory=list, description="Each host of `domains` with its role and whether the routing layer "
+        "accepted it (see the Routed condition).")
+    certificate: CertificateStatus | None = Field(
+        None, description="With ingress.tls and cert-manager installed: the site's Certificate and whether it is "
+        "Ready (read-only; absent without cert-manager).")
     image: str | None = Field(None, description="multi-project: the image the site's pods serve.")
     rolling_to: str | None = Field(None, description="multi-project: the image the site is rolling to.")
     replicas: int | None = Field(None, description="multi-project: replicas of the site's Deployment.")
@@ -470,6 +545,8 @@ class MultiSiteProjectStatus(Model):
     replicas: int | None = Field(None, description="Ready replicas of the web Deployment(s) (scale subresource).")
     selector: str | None = Field(None, description="Label selector of the project's web pods (scale subresource).")
     site_count: int | None = Field(None, description="Number of sites in the spec.")
+    routed_hosts: str | None = Field(
+        None, description="Hosts the routing layer accepted, of all hosts served, e.g. '12/12' (the DOMAINS column).")
     sites: list[SiteStatus] = Field(
         default_factory=list,
         description="Per-site outcome: served domains and URL (and image, replicas in multi-project mode).")

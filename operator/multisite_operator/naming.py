@@ -46,6 +46,15 @@ def ingress_name(project: str) -> str:
     return fit(project, 253)
 
 
+def route_name(project: str, slug: str, part: str = "", index: int = 0) -> str:
+    """A site's HTTPRoute: `<project>-site-<slug>`, `.redirect` for its redirect hosts, `.N` for a further chunk.
+
+    The dots keep these apart from every slug-made name (slugs have no dot; HTTPRoute names are DNS subdomains).
+    """
+    name = f"{project}-site-{slug}" + (f".{part}" if part else "") + (f".{index + 1}" if index else "")
+    return fit(name, 253)
+
+
 def site_tls_secret_name(project: str, slug: str) -> str:
     """One site's TLS Secret (cert-manager fills it): named by slug, which is stable for the site's life."""
     return fit(f"{project}-tls-{slug}", 253)

@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import limits, metrics, pods, rotation
+from . import certificates, limits, metrics, pods, rotation, routing_status, routing_switch
 from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
 from .kube import KubeApi, api_message
 from .modes import Facts, Report, gate, multi, shared, switch
@@ -37,6 +37,11 @@ from .status_writer import StatusWriter
 log = logging.getLogger(__name__)
 Emit = Callable[[Obj, str, str, str], None]  # (project, type Normal|Warning, reason, message)
 MODES = {"shared": shared, "multi-project": multi}
+
+
+GATEWAY_API_MISSING = ("spec.gateway needs the Gateway API, but the cluster serves no HTTPRoute "
+                       "(gateway.networking.k8s.io/v1): install the Gateway API CRDs (standard channel) or route "
+                       "through spec.ingress; nothing was changed")
 
 
 def event_text(text: str, limit: int = 1024) -> str:
@@ -89,7 +94,9 @@ class Reconciler:
     async def reconcile(self, project: Obj, children: list[Obj], conflicts: list[str] | None = None,
                         image_problems: list[str] | None = None,
                         parsed: MultiSiteProjectSpec | ValidationError | None = None,
-                        crashes: list[str] | None = None) -> Outcome:
+                        crashes: list[str] | None = None,
+                        gateways: routing_status.Gateways | None = None,
+                        certs: certificates.Lookup | None = None) -> Outcome:
         meta = project["metadata"]
         ns, name = meta["namespace"], meta["name"]
         owner = Owner(name=name, namespace=ns, uid=meta.get("uid"))
@@ -112,10 +119,14 @@ class Reconciler:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
         owner = replace(owner, digests=digests)  # the pods get digests of the values, never the values
 
+        if spec.routing() == "gateway" and not await self.api.serves(*routing_status.HTTPROUTES):
+            return await self._blocked(project, old, cond.R_GATEWAY_API_MISSING, GATEWAY_API_MISSING, retry=30)
+
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
         observed = self.recent.merge((ns, name), {key(c): c for c in children})  # the cache may lag our writes
         plan = MODES[spec.mode].plan(spec, owner, old, observed, self.rendered)
         kept = switch.handover_keeps(spec, plan.desired, children, observed)
+        routing_kept = routing_switch.keeps(spec, list(plan.desired.values()), children, observed)
 
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
         if problems := limits.child_problems(list(plan.desired.values())):
@@ -137,7 +148,7 @@ class Reconciler:
         current = {**observed, **{key(o): o for o in applied}}
 
         # 5. Prune children no longer desired (a Job writing to the database finishes first).
-        wanted = {key(d) for d in plan.desired.values()} | (kept or set())
+        wanted = {key(d) for d in plan.desired.values()} | (kept or set()) | routing_kept
         stale = [c for c in children if key(c) not in wanted and not switch.must_finish(spec, c)
                  and controlled_by(c, owner.uid or "")]
         await self._prune(project, stale, current)
@@ -146,12 +157,16 @@ class Reconciler:
         facts = Facts(spec, owner, old, current, {key(o) for o in applied}, plan, sites=site_entries(spec),
                       known={int(s["id"]): s for s in old.get("knownSites") or []},
                       job_message=lambda job: self.failures.message(ns, name, job, secrets.values))
+        routed = routing_status.annotate(spec, facts.sites, list(plan.desired.values()), current, gateways or {},
+                                         routing_switch.note(spec, routing_kept))
+        if certs is not None and certificates.wanted(spec) and await self.api.serves(*certificates.CERTIFICATES):
+            certificates.annotate(spec, name, facts.sites, certs)
         report = await MODES[spec.mode].report(facts)
         self.failures.prune(ns, name, {k[1] for k in current if k[0] == "Job"})
         if (ns, name) in self._jobs_reported:  # only Jobs that still exist can be applied again by a lagging cache
             self._jobs_reported[(ns, name)] &= {c["metadata"].get("uid") for k, c in current.items() if k[0] == "Job"}
         pod_trouble = pods.problem(image_problems or []) or pods.crash([redact(c, secrets.values) for c in crashes or []])
-        status = assemble(facts, report, kept is not None, pod_trouble, meta.get("generation"))
+        status = assemble(facts, report, kept is not None, pod_trouble, meta.get("generation"), routed)
 
         # 7. Write it when it changed.
         outcome = Outcome(writes=len(applied) + len(stale), status=status,
@@ -304,7 +319,7 @@ def visible_secret_refs(spec: MultiSiteProjectSpec) -> list[tuple[str, str | Non
 
 def site_entries(spec: MultiSiteProjectSpec) -> list[Obj]:
     """status.sites: each site's served domains and URL (the mode may add image and replicas)."""
-    scheme = "https" if spec.ingress.tls.enabled else "http"
+    scheme = "https" if spec.https() else "http"
     out = []
     for site in spec.sites:
         names = spec.site_domains(site).names()
@@ -313,19 +328,25 @@ def site_entries(spec: MultiSiteProjectSpec) -> list[Obj]:
     return out
 
 
-def assemble(f: Facts, report: Report, switching: bool, pulling: cond.Problem | None, gen: int | None) -> Obj:
-    """The status object: the mode's conditions, Ready and Degraded from the one summary, the site lists."""
+def assemble(f: Facts, report: Report, switching: bool, pulling: cond.Problem | None, gen: int | None,
+             routed: tuple[cond.Condition, str] | None = None) -> Obj:
+    """The status object: the mode's conditions, Ready and Degraded from the one summary, the site lists.
+
+    `routed` (routing_status.annotate): the Routed condition and the routed/total host count; Routed is reported
+    after Degraded and never feeds Ready."""
     spec = f.spec
     problems = list(report.problems)
-    if spec.ingress.enabled and not any(k[0] == "Ingress" for k in f.current):
+    if spec.routing() == "ingress" and not any(k[0] == "Ingress" for k in f.current):
         problems.append(cond.Problem(cond.R_INGRESS_MISSING, "the Ingress is not there yet"))
     ready, degraded = cond.summary(problems, report.ready_message, pulling=pulling,
                                    switching=switch.note(spec) if switching else None)
     current_ids = {s.id for s in spec.sites}
     return {
         "observedGeneration": gen,
-        "conditions": cond.merge(f.old.get("conditions") or [], [*report.before, ready, report.progressing, degraded],
+        "conditions": cond.merge(f.old.get("conditions") or [],
+                                 [*report.before, ready, report.progressing, degraded, *([routed[0]] if routed else [])],
                                  gen),
+        **({"routedHosts": routed[1]} if routed else {}),
         "replicas": report.replicas,
         "selector": report.selector,
         "siteCount": len(spec.sites),

@@ -32,7 +32,6 @@ from harness.project import (
     deployment,
     env_of,
     events_for,
-    get_project,
     jobs,
     patch_spec,
     wait_condition,

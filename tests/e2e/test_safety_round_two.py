@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from kubernetes import client
 
 from harness.cluster import owned_children

@@ -26,7 +26,6 @@ from harness.project import (
     deployment,
     events_for,
     example_project,
-    get_project,
     jobs,
     patch_spec,
     wait_condition,

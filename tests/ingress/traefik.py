@@ -30,6 +30,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CLASS_NAME = "traefik"
 CONTROLLER = "traefik.io/ingress-controller"
+GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_RESOURCES = ["gatewayclasses", "gateways", "httproutes", "grpcroutes", "tcproutes", "tlsroutes", "udproutes",
+                     "referencegrants", "backendtlspolicies", "listenersets"]
 NAMESPACE = "multisite-ingress"
 SERVICE_ACCOUNT = "traefik"
 
@@ -41,6 +45,41 @@ RULES: list[dict[str, Any]] = [
      "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update"]},
 ]
+# What its Gateway API provider reads and writes (../shared/reference/real-ingress-recipe.md), added with gateway=True.
+GATEWAY_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["namespaces", "configmaps"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [GATEWAY_GROUP], "resources": GATEWAY_RESOURCES, "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [GATEWAY_GROUP], "resources": [f"{r}/status" for r in GATEWAY_RESOURCES],
+     "verbs": ["update", "patch"]},
+]
+
+
+def gateway_crds_dir() -> Path:
+    """The Gateway API CRDs gateway-crds.sh fetched (its GATEWAY_API_VERSION line is the one place to bump)."""
+    script = (HERE / "gateway-crds.sh").read_text()
+    version = next(line.split("=", 1)[1] for line in script.splitlines() if line.startswith("GATEWAY_API_VERSION="))
+    path = Path(os.environ.get("GATEWAY_API_CACHE") or REPO / ".cache" / "gateway-api") / version
+    if not (path / ".complete").is_file():
+        raise FileNotFoundError(f"the Gateway API CRDs are not fetched ({path}); run `make gateway-crds`")
+    return path
+
+
+def install_gateway_crds(api: client.ApiClient) -> list[str]:
+    """Server-side apply every standard CRD and wait until each is Established; returns their names."""
+    ext = client.ApiextensionsV1Api(api)
+    names = []
+    for path in sorted(gateway_crds_dir().glob("*.yaml")):
+        for body in yaml.safe_load_all(path.read_text()):
+            if not body or body.get("kind") != "CustomResourceDefinition":
+                continue
+            ext.patch_custom_resource_definition(body["metadata"]["name"], body, field_manager="multisite-tests",
+                                                 force=True, _content_type="application/apply-patch+yaml")
+            names.append(body["metadata"]["name"])
+    for name in names:
+        wait_for(lambda n=name: any(c.type == "Established" and c.status == "True"
+                                    for c in ext.read_custom_resource_definition(n).status.conditions or []),
+                 timeout=60, message=f"CRD {name} Established")
+    return names
 
 
 def version() -> str:
@@ -76,6 +115,8 @@ def _apply(api: client.ApiClient, obj: dict[str, Any]) -> None:
         "ClusterRole": lambda: rbac.create_cluster_role(obj),
         "ClusterRoleBinding": lambda: rbac.create_cluster_role_binding(obj),
         "IngressClass": lambda: net.create_ingress_class(obj),
+        "GatewayClass": lambda: client.CustomObjectsApi(api).create_cluster_custom_object(
+            GATEWAY_GROUP, "v1", "gatewayclasses", obj),
     }[kind]
     try:
         create()
@@ -85,9 +126,14 @@ def _apply(api: client.ApiClient, obj: dict[str, Any]) -> None:
 
 
 class Traefik:
-    """One Traefik process for a control plane; ``request(host, path)`` asks its web entry point."""
+    """One Traefik process for a control plane; ``request(host, path)`` asks its web entry point.
 
-    def __init__(self, api: client.ApiClient, kubeconfig: str, state_dir: Path) -> None:
+    ``gateway=True``: its Gateway API provider instead of the Ingress provider (GatewayClass ``traefik``, controller
+    traefik.io/gateway-controller); a Gateway's listener must use ``web_port``, the entry point's port. The Gateway
+    API CRDs must be installed first (install_gateway_crds)."""
+
+    def __init__(self, api: client.ApiClient, kubeconfig: str, state_dir: Path, *, gateway: bool = False) -> None:
+        self.gateway = gateway
         self.api = api
         self.kubeconfig = kubeconfig
         self.state_dir = Path(state_dir)
@@ -100,19 +146,23 @@ class Traefik:
         return self.state_dir / "traefik.log"
 
     def install(self) -> None:
-        """Namespace, ServiceAccount, its ClusterRole(Binding) and the IngressClass `traefik`."""
+        """Namespace, ServiceAccount, its ClusterRole(Binding) and the IngressClass (or GatewayClass) `traefik`."""
+        role = "multisite-test-traefik-gateway" if self.gateway else "multisite-test-traefik"
+        rules = RULES + GATEWAY_RULES if self.gateway else RULES
+        klass = ({"apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "GatewayClass", "metadata": {"name": CLASS_NAME},
+                  "spec": {"controllerName": GATEWAY_CONTROLLER}} if self.gateway else
+                 {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": CLASS_NAME},
+                  "spec": {"controller": CONTROLLER}})
         for obj in (
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE}},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-             "metadata": {"name": "multisite-test-traefik"}, "rules": RULES},
+             "metadata": {"name": role}, "rules": rules},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-             "metadata": {"name": "multisite-test-traefik"},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                         "name": "multisite-test-traefik"},
+             "metadata": {"name": role},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
              "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}]},
-            {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": CLASS_NAME},
-             "spec": {"controller": CONTROLLER}},
+            klass,
         ):
             _apply(self.api, obj)
 
@@ -141,10 +191,11 @@ class Traefik:
             str(exe), "--global.checknewversion=false", "--global.sendanonymoususage=false", "--log.level=INFO",
             f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
             "--ping=true", f"--entrypoints.traefik.address=127.0.0.1:{self.ping_port}",
-            "--providers.kubernetesingress=true", f"--providers.kubernetesingress.endpoint={server}",
-            f"--providers.kubernetesingress.token={token}", f"--providers.kubernetesingress.certauthfilepath={ca}",
             "--providers.providersThrottleDuration=0s",
         ]
+        provider = "kubernetesgateway" if self.gateway else "kubernetesingress"
+        args += [f"--providers.{provider}=true", f"--providers.{provider}.endpoint={server}",
+                 f"--providers.{provider}.token={token}", f"--providers.{provider}.certauthfilepath={ca}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             # No KUBECONFIG: Traefik's Kubernetes client prefers it to the endpoint and token given above, so a

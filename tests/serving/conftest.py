@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from e2e.conftest import crd, operator, pytest_runtest_makereport  # noqa: F401 - fixtures and the log hook
-from ingress.traefik import Traefik
+from ingress.traefik import GATEWAY_GROUP, Traefik, install_gateway_crds
 from runtime.kubelet import RealKubelet
 from runtime.netns import pod_range_is_local
 from helpers import wait_for
@@ -55,6 +55,16 @@ def traefik(private_netns: None, cluster, api_client: client.ApiClient, serving_
 
 
 @pytest.fixture(scope="session")
+def gateway_traefik(private_netns: None, cluster, api_client: client.ApiClient, serving_dir: Path) -> Iterator[Traefik]:
+    """A second Traefik, with its Gateway API provider (GatewayClass `traefik`), after installing the Gateway API
+    v1.6.3 standard CRDs (tests/ingress/gateway-crds.sh fetched them)."""
+    install_gateway_crds(api_client)
+    t = Traefik(api_client, cluster.kubeconfig, serving_dir / "traefik-gateway", gateway=True).start()
+    yield t
+    t.stop()
+
+
+@pytest.fixture(scope="session")
 def kubelet(private_netns: None, cluster, api_client: client.ApiClient, serving_dir: Path) -> Iterator[RealKubelet]:
     k = RealKubelet(cluster.api_client(), serving_dir / "pods").start()
     yield k
@@ -78,6 +88,22 @@ def harness(traefik: Traefik, kubelet: RealKubelet, api_client: client.ApiClient
     net.delete_collection_namespaced_ingress(namespace)
     wait_for(lambda: not net.list_namespaced_ingress(namespace).items, timeout=60,
              message=f"Ingresses of {namespace} deleted")
+
+
+@pytest.fixture
+def gateway_harness(gateway_traefik: Traefik, kubelet: RealKubelet, api_client: client.ApiClient, namespace: str,
+                    operator, serving_dir: Path) -> Iterator[ServingHarness]:
+    """Like `harness`, routed by the Gateway API: requests go to the gateway Traefik; the test makes its Gateway.
+
+    Its HTTPRoutes are removed and waited for here, so the next test's Traefik does not still route a host to this
+    test's vanished pods."""
+    yield ServingHarness(api_client, namespace, gateway_traefik, kubelet, serving_dir / namespace)
+    custom = client.CustomObjectsApi(api_client)
+    custom.delete_collection_namespaced_custom_object("multisite.dev", "v1alpha1", namespace, "multisiteprojects")
+    custom.delete_collection_namespaced_custom_object(GATEWAY_GROUP, "v1", namespace, "httproutes")
+    custom.delete_collection_namespaced_custom_object(GATEWAY_GROUP, "v1", namespace, "gateways")
+    wait_for(lambda: not custom.list_namespaced_custom_object(GATEWAY_GROUP, "v1", namespace, "httproutes")["items"],
+             timeout=60, message=f"HTTPRoutes of {namespace} deleted")
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ class FakeCluster:
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     job_logs: dict[str, str] = field(default_factory=dict)
     reads: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) read by name
+    served: set[tuple[str, str]] = field(default_factory=lambda: {("gateway.networking.k8s.io/v1", "httproutes")})
 
     def children(self) -> list[Obj]:
         """What the informer indexes hand the reconcile: objects whose controller reference names the project."""
@@ -105,6 +106,10 @@ class FakeCluster:
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return self.job_logs.get(job, "")
+
+    async def serves(self, group_version: str, plural: str) -> bool:
+        self.reads.append(("discovery", f"{group_version}/{plural}"))
+        return (group_version, plural) in self.served
 
     def emit(self, project: Obj, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
@@ -171,7 +176,8 @@ class FakeCluster:
 
 
 def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None = None,
-              image_problems: list[str] | None = None, pods: list[Obj] | None = None) -> Any:
+              image_problems: list[str] | None = None, pods: list[Obj] | None = None,
+              gateways: dict | None = None, certs: Any = None) -> Any:
     """One reconcile as the controller runs it: the project and its children as the caches hold them; `pods` go
     through the controller's own pod index entries and crash filter (handlers.pull_problems_idx, Controller)."""
     cluster.writes.clear()
@@ -184,7 +190,7 @@ def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None
 
     async def once() -> Any:
         outcome = await reconciler.reconcile(copy.deepcopy(cluster.project), children, conflicts, image_problems,
-                                             None, crashes)
+                                             None, crashes, gateways, certs)
         await reconciler.flush()  # status writes run off the reconcile's path (status_writer.py)
         return outcome
 

@@ -37,6 +37,7 @@ class Api:
 def test_children_are_applied_at_once_started_in_dependency_order_results_in_input_order():
     api = Api({})
     objs = [obj("Ingress", "i"), obj("Job", "j"), obj("Deployment", "d"), obj("Service", "s")]
+    objs[0]["spec"] = {"rules": [{"http": {"paths": [{"backend": {"service": {"name": "s"}}}]}}]}  # routes to "s"
     out = asyncio.run(apply_all(api, objs))
     assert api.started == ["Service", "Deployment", "Job", "Ingress"] and api.most == 4
     assert [o["kind"] for o in out] == ["Ingress", "Job", "Deployment", "Service"]

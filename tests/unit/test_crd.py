@@ -38,7 +38,7 @@ def test_schema_is_structural_and_explained(part):
 def test_printer_columns_and_scale_subresource():
     version = crd()["spec"]["versions"][0]
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Mode", "Environment", "Sites", "Ready", "Populated", "Age"]
+        "Mode", "Environment", "Sites", "Ready", "Populated", "Domains", "Age"]
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
     assert crd()["spec"]["names"]["shortNames"] == ["msp"]
 

@@ -21,7 +21,7 @@ from multisite_operator.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
-EXAMPLES = ["example-shared", "example-multi-project"]
+EXAMPLES = ["example-shared", "example-multi-project", "example-gateway"]
 
 
 def rendered(example: str, capsys: pytest.CaptureFixture[str]) -> str:

@@ -17,7 +17,8 @@ def test_handlers_go_into_the_given_registry_only():
     mine = kopf.OperatorRegistry()
     register(mine, Controller())
     watched = selectors(mine)
-    assert len(watched) == 6, watched  # projects, Deployments, Services, Ingresses, Jobs, Pods
+    # projects, Deployments, Services, Ingresses, Jobs, Pods, HTTPRoutes, Gateways, Certificates
+    assert len(watched) == 9, watched
     assert selectors(kopf.get_default_registry()) == set()
     # kopf hands each index to handlers as a keyword named by the index handler's id: the controller reads them so.
     assert sorted(h.id for h in mine._indexing.get_all_handlers()) == sorted(INDEXES)

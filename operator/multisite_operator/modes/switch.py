@@ -15,6 +15,8 @@ from ..obj import Key, Obj, key
 from ..observe import RUNNING, deployment_ready, job_state
 from .gate import running_migration
 
+ROUTING_KINDS = ("Ingress", "HTTPRoute")  # what keeps pointing at the old workloads during a handover
+
 
 def previous_mode_workloads(spec: MultiSiteProjectSpec, children: list[Obj]) -> list[Obj]:
     """Deployments and Services of the other mode (web in multi-project, sites in shared) still present."""
@@ -33,14 +35,14 @@ def serving(desired: list[Obj], observed: dict[Key, Obj]) -> bool:
 
 def handover_keeps(spec: MultiSiteProjectSpec, desired: dict[str, Obj], children: list[Obj],
                    observed: dict[Key, Obj]) -> set[Key] | None:
-    """During a handover: the children to keep although not desired (the old workloads and the Ingress as it
-    is), after dropping an existing Ingress from `desired` so it keeps its routes. None when no handover runs."""
+    """During a handover: the children to keep although not desired (the old workloads and the Ingress or
+    HTTPRoutes as they are), after dropping existing ones from `desired` so they keep their routes. None when no handover runs."""
     previous = previous_mode_workloads(spec, children)
     if not previous or serving(list(desired.values()), observed):
         return None
-    if "ingress" in desired and key(desired["ingress"]) in observed:
-        del desired["ingress"]
-    return {key(c) for c in previous} | {key(c) for c in children if c["kind"] == "Ingress"}
+    for role in [r for r, d in desired.items() if d["kind"] in ROUTING_KINDS and key(d) in observed]:
+        del desired[role]
+    return {key(c) for c in previous} | {key(c) for c in children if c["kind"] in ROUTING_KINDS}
 
 
 def note(spec: MultiSiteProjectSpec) -> str:

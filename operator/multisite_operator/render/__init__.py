@@ -1,7 +1,8 @@
 """Pure functions from a validated spec to the desired child objects; the operator and `render` share them.
 
 Each object is rendered once, keyed by its role in the project ("web", "web-service", "site:<slug>",
-"site-service:<slug>", "populate", "migrate", "ingress"), so the reconcile looks a child up by what it is for
+"site-service:<slug>", "populate", "migrate", "ingress", or with spec.gateway "route:<slug>" and
+"redirect:<slug>"), so the reconcile looks a child up by what it is for
 instead of rendering it again to learn its name.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 from ..models import MultiSiteProjectSpec
 from ..naming import site_name, web_name
 from ..obj import Obj
+from .httproute import site_routes
 from .ingress import ingress
 from .jobs import migrate_job, populate_job
 from .pod import Owner
 from .workload import shared_web, site_web
 
 __all__ = ["Obj", "Owner", "render", "render_children", "render_jobs", "populate_job", "migrate_job"]
-Desired = dict[str, Obj]  # role -> object, in apply-friendly order (workloads, Jobs, the Ingress last)
+Desired = dict[str, Obj]  # role -> object, in apply-friendly order (workloads, Jobs, the routing last)
 
 
 def render_jobs(spec: MultiSiteProjectSpec, owner: Owner, image: str | None = None) -> Desired:
@@ -52,8 +54,12 @@ def render(spec: MultiSiteProjectSpec, owner: Owner, site_image: str | None = No
             (host, site_name(owner.name, site.slug)) for site in spec.sites for host in spec.site_domains(site).names()
         ]
     children.update(jobs)
-    if spec.ingress.enabled:
+    if spec.routing() == "ingress":
         children["ingress"] = ingress(spec, owner, routes)
+    elif spec.routing() == "gateway":
+        for site in spec.sites:
+            service = web_name(owner.name) if spec.mode == "shared" else site_name(owner.name, site.slug)
+            children.update(site_routes(spec, owner, site, service))
     return children
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ..models import GROUP, KIND, VERSION, JobSpec, MultiSiteProjectSpec
 from ..obj import Obj
