@@ -24,7 +24,6 @@ from harness.project import (
     create_project,
     events_for,
     example_project,
-    get_project,
     ingress_hosts,
     patch_spec,
     wait_condition,
