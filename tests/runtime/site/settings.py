@@ -41,6 +41,8 @@ if CODE_VERSION not in _RELEASE_APPS:
 INSTALLED_APPS.extend(_RELEASE_APPS[CODE_VERSION])  # noqa: F821
 
 # sqlite stands in for the shared Postgres database: let a write wait for another instance's lock (default 5 s is
-# short on a loaded 2-core machine) rather than fail with "database is locked".
+# short on a loaded 2-core machine) rather than fail with "database is locked", and take that lock when a
+# transaction begins, so two instances never deadlock on upgrading it (sqlite_immediate/base.py).
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F821 - defined by aldryn_addons.settings.load
+    DATABASES["default"]["ENGINE"] = "sqlite_immediate"  # noqa: F821
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 60  # noqa: F821
