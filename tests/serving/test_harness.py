@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import subprocess
 
 import pytest
@@ -67,3 +68,55 @@ def test_unknown_tags_are_not_images() -> None:
         images.resolve("multisite-test/divio-site:9.9", images.REPO / ".cache")
     with pytest.raises(ValueError, match="unknown test image tag"):
         images.image("latest")
+
+
+# Two site processes' transactions that read, then write (django-multisite's Alias.save_base: full_clean's SELECTs,
+# then the INSERT). A holds its transaction open until B has begun one too (or 2 s passed: B may be made to wait).
+_TWO_WRITERS = '''
+import threading
+from django.db import connection, transaction
+with connection.cursor() as c:
+    c.execute("CREATE TABLE t (x integer)")
+a_read, b_began, errors = threading.Event(), threading.Event(), []
+
+def writer(name, first):
+    try:
+        if not first:
+            a_read.wait(10)
+        with transaction.atomic():
+            if not first:
+                b_began.set()
+            with connection.cursor() as c:
+                c.execute("SELECT count(*) FROM t")
+                c.fetchall()
+                if first:
+                    a_read.set()
+                    b_began.wait(2)
+                c.execute("INSERT INTO t VALUES (1)")
+    except Exception as exc:
+        errors.append(f"{name}: {exc}")
+    finally:
+        connection.close()
+
+threads = [threading.Thread(target=writer, args=(n, n == "A")) for n in "AB"]
+[t.start() for t in threads]
+[t.join(30) for t in threads]
+with connection.cursor() as c:
+    c.execute("SELECT count(*) FROM t")
+    print("rows", c.fetchone()[0], "errors", errors)
+'''
+
+
+def test_two_site_processes_writing_at_once_to_the_sqlite_stand_in_both_succeed(tmp_path) -> None:
+    """sqlite stands in for Postgres: two instances' read-then-write transactions must both succeed, one waiting
+    for the other, as on Postgres. With sqlite's deferred BEGIN the second failed at once with "database is
+    locked" (the lock-upgrade deadlock) and a multi-project site started next to another was left without its
+    canonical Alias (500 Alias.DoesNotExist); the test site's backend begins IMMEDIATE (sqlite_immediate/base.py)."""
+    config = images.resolve(images.image("1"), tmp_path / "data")
+    env = {**config.env, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+           "DEFAULT_STORAGE_DSN": f"file://{tmp_path}/media?url=%2Fmedia%2F"}
+    res = subprocess.run(["python", "manage.py", "shell", "-c", _TWO_WRITERS], cwd=config.workdir, env=env,
+                         capture_output=True, text=True, timeout=300,
+                         executable=shutil.which("python", path=env["PATH"]))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "rows 2 errors []" in res.stdout, res.stdout[-2000:]
