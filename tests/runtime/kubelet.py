@@ -9,7 +9,8 @@ Jobs and env meet Divio's real Django runtime:
 - the pod status: Running, Ready once the container port accepts TCP (what the operator's tcpSocket probe checks),
   and on exit the exit code, reason and termination message; `restartPolicy: Always` restarts with the kubelet's
   back-off (10 s doubling to 5 min) and shows `CrashLoopBackOff`; a Job's pod ends Succeeded or Failed;
-- a deleted pod gets SIGTERM, SIGKILL after its grace period (capped), then is removed.
+- a deleted pod runs its preStop sleep (still serving), then gets SIGTERM, SIGKILL after the rest of its grace
+  period (capped), then is removed.
 Pod IPs come from controlplane.cluster.REAL_POD_CIDR, the half of the pod range kwok does not use.
 
 One deviation, on purpose: the termination message of a failed container is its last output lines (the kubelet's
@@ -328,6 +329,12 @@ class PodWorker(threading.Thread):
         if not self.proc or self.proc.poll() is not None:
             return
         grace = min(float(self.pod.spec.termination_grace_period_seconds or 30), MAX_GRACE)
+        hook = self.pod.spec.containers[0].lifecycle
+        sleep = hook.pre_stop.sleep if hook and hook.pre_stop else None
+        if sleep is not None and self.proc.poll() is None:  # preStop sleep: it still serves meanwhile
+            waited = min(float(sleep.seconds), grace - 1)
+            time.sleep(max(waited, 0))
+            grace -= waited
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(grace)
