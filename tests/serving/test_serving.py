@@ -190,8 +190,8 @@ def test_a_fresh_shared_project_answers_only_after_the_operators_migration_ran(h
     assert migrate.status.succeeded == 1 and migrate.status.completion_time <= web.metadata.creation_timestamp
     with sqlite3.connect(harness.database(name)) as db:
         assert db.execute("select count(*) from django_migrations").fetchone()[0] > 0, "migrated by the Job"
-    for host, site in TEST_HOSTS.items():
-        assert site_of(harness.traefik.request(host)) == site, host
+    for host, site in TEST_HOSTS.items():  # Ready says the pods are; Traefik learns their endpoints a moment later
+        harness.until_site(host, site, timeout=60)
 
 
 # ----------------------------------------------------------------------------------------------- multi-project mode
