@@ -22,7 +22,7 @@ from kubernetes.client.rest import ApiException
 import apicount
 import projects
 from operator_proc import BenchOperator
-from tracker import PLURALS, Tracker, children_done, project_ready, raw
+from tracker import Tracker, child, children_done, job_complete, project_ready, raw
 
 Obj = dict[str, Any]
 PROJECT = "bench"
@@ -83,8 +83,7 @@ def converge_operator(env: Env, sites: int, mode: str = "shared", replicas: int 
 
             def ready(o: dict[str, dict[str, Obj]]) -> bool:
                 # Milestones split the time: children created (operator), children done (cluster), Ready (operator).
-                if "children_present" not in marks and all(
-                        o[PLURALS[k]].get(n) is not None for k, n in expected):
+                if "children_present" not in marks and all(child(o, k, n) is not None for k, n in expected):
                     marks["children_present"] = time.monotonic() - t0
                 if "children_done" not in marks and children_done(expected)(o):
                     marks["children_done"] = time.monotonic() - t0
@@ -286,8 +285,8 @@ def scale(env: Env, projects_n: int = 200, sites: int = 20, idle_seconds: float 
                      and len(o["ingresses"]) >= projects_n),
                     ("deployments_available", lambda: sum(children_done([("Deployment", f"{n}-web")])(o)
                                                           for n in names) >= projects_n),
-                    ("jobs_complete", lambda: sum(1 for j in o["jobs"].values()
-                                                  if children_done([("Job", j["metadata"]["name"])])(o)) >= projects_n),
+                    # Two Jobs per shared project: the migration, then the populate Job (modes/gate.py).
+                    ("jobs_complete", lambda: sum(1 for j in o["jobs"].values() if job_complete(j)) >= 2 * projects_n),
                 ):
                     if key not in marks and done():
                         marks[key] = time.monotonic() - t0

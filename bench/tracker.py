@@ -169,12 +169,22 @@ def job_complete(job: Obj | None) -> bool:
 PLURALS = {"Deployment": "deployments", "Service": "services", "Ingress": "ingresses", "Job": "jobs"}
 
 
+def child(objects: dict[str, dict[str, Obj]], kind: str, name: str) -> Obj | None:
+    """The child of this kind and name; a Job by its name without the content hash (the newest complete one first):
+    `render` cannot know the digest of the database Secret the operator puts into a Job's name (rotation.py)."""
+    if kind != "Job":
+        return objects[PLURALS[kind]].get(name)
+    stem = name.rsplit("-", 1)[0] + "-"
+    jobs = [j for n, j in objects["jobs"].items() if n.startswith(stem)]
+    return next((j for j in jobs if job_complete(j)), jobs[0] if jobs else None)
+
+
 def children_done(expected: list[tuple[str, str]]) -> Callable[[dict[str, dict[str, Obj]]], bool]:
     """All expected (kind, name) children present, Deployments Available and Jobs Complete."""
 
     def done(objects: dict[str, dict[str, Obj]]) -> bool:
         for kind, name in expected:
-            obj = objects[PLURALS[kind]].get(name)
+            obj = child(objects, kind, name)
             if obj is None:
                 return False
             if kind == "Deployment" and not deployment_available(obj):

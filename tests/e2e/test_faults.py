@@ -21,7 +21,7 @@ from harness.cluster import (
     restricted_namespace,
 )
 from harness.operator_process import assert_no_traceback, metric, running_operator
-from harness.operator_process import OperatorProcess
+from harness.operator_process import OperatorProcess, lease_holder
 from harness.project import (
     apply_example_secrets,
     condition,
@@ -168,13 +168,6 @@ def test_a_competing_field_manager_is_overridden(api_client, namespace, operator
 
 
 # --- high availability ----------------------------------------------------------------------------------------------
-def lease_holder(api: client.ApiClient, ns: str) -> str | None:
-    try:
-        return client.CoordinationV1Api(api).read_namespaced_lease("multisite-operator", ns).spec.holder_identity
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def test_two_replicas_only_the_lease_holder_acts_and_the_standby_takes_over(cluster, api_client, namespace,

@@ -15,8 +15,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from e2e.test_security import apply_docs, rbac_documents
-from harness.cluster import kubectl, private_control_plane, restricted_namespace, token_kubeconfig
+from harness.cluster import deployed_operator_kubeconfig, kubectl, private_control_plane, restricted_namespace
 from harness.operator_process import assert_no_traceback, running_operator
 from harness.project import apply_example_secrets, create_project, example_project, get_project, wait_condition
 from helpers import wait_for
@@ -39,11 +38,7 @@ def routes(api: client.ApiClient, ns: str) -> list[str]:
 def test_gateway_project_waits_for_the_crds_then_converges_with_the_deployed_rbac(tmp_path):
     with private_control_plane() as cp:
         admin = cp.api_client()
-        client.CoreV1Api(admin).create_namespace({"metadata": {"name": "multisite-operator"}})
-        wait_for(lambda: client.CoreV1Api(admin).list_namespaced_service_account(
-            "multisite-operator", field_selector="metadata.name=default").items, timeout=30, message="namespace")
-        apply_docs(admin, rbac_documents())
-        kubeconfig = token_kubeconfig(cp, admin, "multisite-operator", "multisite-operator", tmp_path / "sa.kubeconfig")
+        kubeconfig = deployed_operator_kubeconfig(cp, admin, tmp_path / "sa.kubeconfig")
         ns = restricted_namespace(admin, "t-gateway")
         apply_example_secrets(admin, ns)
 

@@ -18,7 +18,14 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from harness.cluster import install_crd, private_control_plane, restricted_namespace
-from harness.operator_process import OperatorProcess, assert_no_traceback, metric, running_operator, wait_quiet
+from harness.operator_process import (
+    OperatorProcess,
+    assert_no_traceback,
+    lease_holder,
+    metric,
+    running_operator,
+    wait_quiet,
+)
 from harness.project import (
     apply_example_secrets,
     create_project,
@@ -34,13 +41,6 @@ FRANCE = {"slug": "fr", "id": 4, "name": "France", "live": {"domain": "example.f
 CRD_NAME = "multisiteprojects.multisite.dev"
 
 
-def lease_holder(api: client.ApiClient, ns: str) -> str | None:
-    try:
-        return client.CoordinationV1Api(api).read_namespaced_lease("multisite-operator", ns).spec.holder_identity
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def writes(op: OperatorProcess) -> tuple[float, float]:

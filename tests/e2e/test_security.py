@@ -16,7 +16,14 @@ from kubernetes.client.rest import ApiException
 
 from helpers import wait_for
 
-from harness.cluster import ROOT, owned_children, private_control_plane, restricted_namespace, token_kubeconfig
+from harness.cluster import (
+    ROOT,
+    deployed_operator_kubeconfig,
+    owned_children,
+    private_control_plane,
+    rbac_documents,
+    restricted_namespace,
+)
 from harness.operator_process import assert_no_traceback, running_operator
 from harness.project import (
     apply_example_secrets,
@@ -31,7 +38,6 @@ from harness.project import (
     wait_gone,
 )
 
-RBAC_FILE = ROOT / "deploy" / "rbac.yaml"
 PASSWORD = "Sentinel-7f3a9c-Pass"
 STORAGE_KEY = "Sentinel-7f3a9c-Key"
 
@@ -120,10 +126,6 @@ def test_no_secret_value_in_logs_events_status_or_children(api_client, namespace
 
 
 # --- RBAC: exactly deploy/rbac.yaml ---------------------------------------------------------------------------------
-def rbac_documents() -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(RBAC_FILE.read_text()) if d]
-
-
 def test_rbac_has_no_wildcards_and_no_secret_or_pvc_writes():
     for doc in rbac_documents():
         for rule in doc.get("rules", []):
@@ -132,13 +134,6 @@ def test_rbac_has_no_wildcards_and_no_secret_or_pvc_writes():
             if "secrets" in rule["resources"]:
                 assert rule["verbs"] == ["get"]
             assert "persistentvolumeclaims" not in rule["resources"]
-
-
-def apply_docs(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
-    from kubernetes import utils
-
-    for doc in docs:
-        utils.create_from_dict(api, doc)
 
 
 def can(api: client.ApiClient, verb: str, resource: str, namespace: str, group: str = "",
@@ -155,11 +150,7 @@ def test_operator_converges_with_exactly_the_deployed_rbac(tmp_path):
 
     with private_control_plane() as cp:
         admin = cp.api_client()
-        client.CoreV1Api(admin).create_namespace({"metadata": {"name": "multisite-operator"}})
-        wait_for(lambda: client.CoreV1Api(admin).list_namespaced_service_account(
-            "multisite-operator", field_selector="metadata.name=default").items, timeout=30, message="namespace")
-        apply_docs(admin, rbac_documents())
-        kubeconfig = token_kubeconfig(cp, admin, "multisite-operator", "multisite-operator", tmp_path / "sa.kubeconfig")
+        kubeconfig = deployed_operator_kubeconfig(cp, admin, tmp_path / "sa.kubeconfig")
         configuration = client.Configuration()
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
         sa = client.ApiClient(configuration)

@@ -22,6 +22,7 @@ from helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "multisiteprojects.yaml"
+RBAC_FILE = ROOT / "deploy" / "rbac.yaml"
 PULL_FAILURE_STAGE = "pod-image-pull-failed"
 MISSING_IMAGE = "registry.example.com/example/web:does-not-exist"  # the kwok stage fails pulls of such images
 
@@ -134,3 +135,25 @@ def token_kubeconfig(cluster: Any, api: client.ApiClient, namespace: str, accoun
     path.write_text(yaml.safe_dump(cfg))
     path.chmod(0o600)
     return path
+
+
+def rbac_documents() -> list[dict[str, Any]]:
+    """deploy/rbac.yaml as documents: what the operator may do when installed as the README says."""
+    return [d for d in yaml.safe_load_all(RBAC_FILE.read_text()) if d]
+
+
+def apply_docs(api: client.ApiClient, docs: list[dict[str, Any]]) -> None:
+    from kubernetes import utils
+
+    for doc in docs:
+        utils.create_from_dict(api, doc)
+
+
+def deployed_operator_kubeconfig(cluster: Any, admin: client.ApiClient, path: Path) -> Path:
+    """The multisite-operator namespace with deploy/rbac.yaml applied, and a kubeconfig of its ServiceAccount: the
+    operator with exactly the permissions an installed one has."""
+    client.CoreV1Api(admin).create_namespace({"metadata": {"name": "multisite-operator"}})
+    wait_for(lambda: client.CoreV1Api(admin).list_namespaced_service_account(
+        "multisite-operator", field_selector="metadata.name=default").items, timeout=30, message="namespace")
+    apply_docs(admin, rbac_documents())
+    return token_kubeconfig(cluster, admin, "multisite-operator", "multisite-operator", path)

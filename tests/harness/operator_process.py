@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
 from helpers import wait_for
 
 
@@ -132,3 +135,13 @@ def wait_quiet(operator: OperatorProcess, quiet: float = 2.0, timeout: float = 6
         if now != last:
             last, since = now, time.monotonic()
     return last[1]
+
+
+def lease_holder(api: client.ApiClient, ns: str) -> str | None:
+    """Which replica holds the leader-election Lease (its identity), None before any does."""
+    try:
+        return client.CoordinationV1Api(api).read_namespaced_lease("multisite-operator", ns).spec.holder_identity
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise

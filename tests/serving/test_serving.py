@@ -68,6 +68,19 @@ def test_shared_live_alias_of_another_site_serves_that_site(harness: ServingHarn
     assert site_of(harness.traefik.request("www.example.gh")) == 2, harness.ask("www.example.gh")
 
 
+def test_shared_live_wildcard_alias_serves_every_subdomain_with_its_site(harness: ServingHarness) -> None:
+    """Issue 13 item 3: `*.example.gh` (Ghana, not the default site a miss would fall back to) through every layer:
+    the Ingress's wildcard host, `.example.gh` in ALLOWED_HOSTS, django-multisite's wildcard Alias."""
+    project = harness.example(environment="live")
+    project["spec"]["sites"][1]["live"]["aliases"] = ["*.example.gh"]
+    name = harness.apply(project)
+    harness.wait_ready(name)
+    for host in ("shop.example.gh", "blog.example.gh"):
+        harness.until_site(host, 2, timeout=60)
+    assert site_of(harness.traefik.request("example.gh")) == 2
+    assert site_of(harness.traefik.request("example.de")) == 1
+
+
 def test_shared_adding_a_site_makes_its_domain_answer_and_the_others_answer_throughout_the_roll(
         harness: ServingHarness, capsys: pytest.CaptureFixture[str]) -> None:
     """The env changes, so the web pods roll: the other sites' hosts keep answering with their own site on every
@@ -203,6 +216,19 @@ def test_multi_project_live_every_domain_its_own_site(harness: ServingHarness) -
     # The alias goes to its own site's instance.
     harness.until_site("www.example.de", 1, timeout=30)
     assert harness.ask(UNSERVED)["status"] == 404
+
+
+def test_multi_project_live_wildcard_alias_is_served_by_its_sites_instance(harness: ServingHarness) -> None:
+    """Issue 13 item 3 in multi-project mode: aldryn-sites gets the regex it wants for `*.example.gh`, so Ghana's
+    own instance serves any subdomain (no redirect, no 400 from the host check)."""
+    project = harness.example(mode="multi-project", environment="live")
+    project["spec"]["sites"][1]["live"]["aliases"] = ["*.example.gh"]
+    name = harness.apply(project)
+    harness.wait_ready(name, timeout=400)
+    for host in ("shop.example.gh", "blog.example.gh"):
+        resp, _ = harness.until(host, lambda r: site_of(r) == 2, timeout=60)
+        assert resp.status == 200, answer(resp)
+    harness.until_site("example.gh", 2, timeout=30)
 
 
 def test_multi_project_redirect_host_answers_301(harness: ServingHarness) -> None:

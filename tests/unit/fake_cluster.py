@@ -167,6 +167,17 @@ class FakeCluster:
         self.finish(job, ok, message)
         reconcile(reconciler, self)
 
+    def settle(self, reconciler: Any, **kwargs: Any) -> None:
+        """Past the version gate and rolled out: every Job the operator starts succeeds, every Deployment is
+        Available (a few rounds: migrate, then populate, then the roll)."""
+        for _ in range(4):
+            reconcile(reconciler, self, **kwargs)
+            self.roll_out()
+            for job in self.named("Job"):
+                if not self.objects[("Job", job)].get("status"):
+                    self.finish(job)
+        reconcile(reconciler, self, **kwargs)
+
     def condition(self, type_: str) -> Obj:
         return next(c for c in self.project["status"].get("conditions") or [] if c["type"] == type_)
 

@@ -32,13 +32,7 @@ def ready(name: str = "example-shared") -> tuple[FakeCluster, Reconciler, Clock]
     """A project that is Ready, with every Job done."""
     cluster, clock = FakeCluster(example(name)), Clock()
     r = Reconciler(cluster, cluster.emit, secret_recheck=INTERVAL, clock=clock)
-    for _ in range(4):
-        reconcile(r, cluster)
-        cluster.roll_out()
-        for job in cluster.named("Job"):
-            if not cluster.objects[("Job", job)].get("status"):
-                cluster.finish(job)
-    reconcile(r, cluster)
+    cluster.settle(r)
     assert cluster.ready() == ("True", "Ready")
     return cluster, r, clock
 

@@ -29,17 +29,6 @@ def run(r: Reconciler, cluster: FakeCluster, gateways: dict | None = None) -> An
     return reconcile(r, cluster, gateways=gateways)
 
 
-def settle(r: Reconciler, cluster: FakeCluster) -> None:
-    """Past the version gate and rolled out: every Job the operator starts succeeds, every Deployment is Available."""
-    for _ in range(4):
-        run(r, cluster)
-        cluster.roll_out()
-        for job in cluster.named("Job"):
-            if not cluster.objects[("Job", job)].get("status"):
-                cluster.finish(job)
-    run(r, cluster)
-
-
 def accept(cluster: FakeCluster, ok: bool = True, reason: str = "Accepted", message: str = "") -> None:
     for (kind, _), route in cluster.objects.items():
         if kind != "HTTPRoute":
@@ -87,7 +76,7 @@ def test_every_host_is_pending_until_the_gateway_accepts_then_routed_and_idle():
 
 def test_a_route_the_gateway_rejects_says_why_and_ready_does_not_depend_on_it():
     cluster, r = gateway_cluster()
-    settle(r, cluster)
+    cluster.settle(r)
     accept(cluster, ok=False, reason="NotAllowedByListeners", message="namespace not allowed")
     run(r, cluster)
     routed = condition(cluster, "Routed")
@@ -217,7 +206,7 @@ def test_without_cert_manager_nothing_about_certificates_is_written():
 
 def test_a_host_added_is_routed_in_the_first_batch_of_writes_when_its_service_exists():
     cluster, r = gateway_cluster()
-    settle(r, cluster)
+    cluster.settle(r)
     accept(cluster)
     sites = copy.deepcopy(cluster.project["spec"]["sites"])
     sites[1]["live"]["aliases"] = ["www.example.gh"]
