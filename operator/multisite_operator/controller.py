@@ -112,6 +112,12 @@ class Controller:
         self.pull_messages.pop(key, None)
         self.generations.pop(key, None)
 
+    def child_deleted(self, key: Key, child: dict[str, Any]) -> None:
+        """A child's DELETED event: what this replica applied of it no longer stands in for the cache (recent.py)."""
+        if self.reconciler is not None:
+            meta = child.get("metadata") or {}
+            self.reconciler.recent.gone(key, (child.get("kind"), meta.get("name")), meta.get("uid"))
+
     def deactivate(self) -> None:
         """Lost the Lease: stop acting at once (cancel the reconciles under way, drop timed retries and what was
         remembered); the next leader reconciles from the cluster's state."""

@@ -194,10 +194,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry)
     @kopf.on.event("batch", "v1", "jobs", labels=OURS, registry=registry)
     @kopf.on.event(*GATEWAY_API, "httproutes", labels=OURS, registry=registry)
-    async def child_event(namespace: str, labels: Any, body: kopf.Body, **kwargs: Any) -> None:
+    async def child_event(namespace: str, labels: Any, body: kopf.Body, type: str | None, **kwargs: Any) -> None:
         capture(kwargs)
         project = owning_project(body, labels)
         if project:
+            if type == "DELETED":
+                controller.child_deleted((namespace, project), body)
             await controller.trigger((namespace, project))
 
     @kopf.on.event("networking.k8s.io", "v1", "ingresses", registry=registry,

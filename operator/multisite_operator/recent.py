@@ -4,8 +4,9 @@ Every child event starts a reconcile, and the next one often runs before the wat
 applied (separate streams, and a 1000-site Ingress takes the API server a while to send). Without this it found
 the child missing or old and applied it again: a second write of the Ingress (~0.4 s at 1000 sites, on the
 critical path, bench/ANALYSIS.md), a GET to check the name is not taken, and a Job applied twice. An entry is used
-only while the cache's copy is missing or has an older metadata.generation, and for at most TTL seconds (so a child
-deleted by hand before the cache ever saw it is still created again).
+only while the cache's copy is missing or has an older metadata.generation, and for at most TTL seconds. A child
+deleted by hand meanwhile is created again: its DELETED event drops the entry (gone), and a reconcile that used an
+entry asks for another one when the entry expires (expires_in), in case that event was missed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ class RecentlyApplied:
         if not mine:
             del self._by_project[project]
         return out
+
+    def expires_in(self, project: tuple[str, str]) -> float | None:
+        """Seconds until the first entry the last merge used expires (None: it used none)."""
+        mine = self._by_project.get(project)
+        if not mine:
+            return None
+        return max(0.1, self.ttl - (time.monotonic() - min(at for at, _ in mine.values())))
+
+    def gone(self, project: tuple[str, str], k: Key, uid: str | None) -> None:
+        """The watch saw this child deleted: an entry for that very object (same uid) stands for nothing now."""
+        entry = self._by_project.get(project, {}).get(k)
+        if entry is not None and entry[1]["metadata"].get("uid") == uid:
+            self.forget(project, k)
 
     def forget(self, project: tuple[str, str], k: Key | None = None) -> None:
         """Forget one child (it was deleted) or, with no key, the whole project."""

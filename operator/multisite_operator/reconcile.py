@@ -124,6 +124,7 @@ class Reconciler:
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
         observed = self.recent.merge((ns, name), {key(c): c for c in children})  # the cache may lag our writes
+        stood_in = self.recent.expires_in((ns, name))  # a look again when what stood in for the cache expires
         plan = MODES[spec.mode].plan(spec, owner, old, observed, self.rendered)
         kept = switch.handover_keeps(spec, plan.desired, children, observed)
         routing_kept = routing_switch.keeps(spec, list(plan.desired.values()), children, observed)
@@ -169,8 +170,9 @@ class Reconciler:
         status = assemble(facts, report, kept is not None, pod_trouble, meta.get("generation"), routed)
 
         # 7. Write it when it changed.
-        outcome = Outcome(writes=len(applied) + len(stale), status=status,
-                          retry_after=self.secret_checks.due_in(project))  # the next look for a rotated Secret
+        # The next look: for a rotated Secret, and when a remembered apply that stood in for the cache expires.
+        looks = [t for t in (self.secret_checks.due_in(project), stood_in) if t is not None]
+        outcome = Outcome(writes=len(applied) + len(stale), status=status, retry_after=min(looks, default=None))
         await self._write_status(project, old, status, outcome)
         return outcome
 

@@ -64,6 +64,24 @@ def test_a_lagging_cache_causes_no_second_write_and_a_child_deleted_later_is_put
     assert ("apply", "Ingress", "example") in cluster.writes
 
 
+def test_a_child_deleted_by_hand_right_after_an_apply_is_created_again():
+    """An edit rolls the web Deployment and someone deletes it before any reconcile saw the roll in the cache (seen
+    on the real control plane after an API server restart: the Deployment stayed gone). What was applied stood in
+    for the cache's missing copy; the DELETED event (same uid) drops it, and the reconcile asks for another look
+    when such a stand-in expires, in case that event was missed."""
+    cluster, r = setup()
+    cluster.settle(r)
+    cluster.edit_spec(replicas=3)
+    reconcile(r, cluster)
+    gone = cluster.objects.pop(("Deployment", "example-web"))
+    out = reconcile(r, cluster)  # the cache already shows it gone; the apply of a moment ago stands in for it
+    assert ("apply", "Deployment", "example-web") not in cluster.writes
+    assert out.retry_after is not None and out.retry_after <= 10, "a look again once the stand-in expires"
+    r.recent.gone(("shop", "example"), ("Deployment", "example-web"), gone["metadata"]["uid"])  # its DELETED event
+    reconcile(r, cluster)
+    assert ("apply", "Deployment", "example-web") in cluster.writes
+
+
 def test_a_job_applied_again_by_a_lagging_cache_is_reported_once():
     """The next reconcile may run before the informer has seen the Job just created: it applies the same Job
     again (a no-op for the API server), and must not say MigrationStarted twice."""
