@@ -43,7 +43,7 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     (f"{GROUP}/{VERSION}", "MultiSiteProject"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
-SERVED_RECHECK_SECONDS = 60
+SERVED_RECHECK_SECONDS = 10
 # Threads for blocking API calls: as many as the controller runs reconciles at once (controller.RECONCILE_WORKERS),
 # each of which sends at most a few requests at a time. Measured (bench/ANALYSIS.md): 16 reconciles on 16 threads
 # keep the start-up of 200 projects as fast as unbounded concurrency at a far lower peak memory.
@@ -262,7 +262,7 @@ class KubeApi:
     def serves_sync(self, group_version: str, plural: str) -> bool:
         """Whether the API server serves this resource (its CRD is installed: the Gateway API's HTTPRoute,
         cert-manager's Certificate), from API discovery, which every authenticated user may read. Remembered once
-        true; a false answer is asked again after a minute at most (CRDs get installed later)."""
+        true; a false answer is asked again after 10 s at most (CRDs get installed later)."""
         memo = (group_version, plural)
         known = self._served.get(memo)
         if known is not None and (known[0] or time.monotonic() - known[1] < SERVED_RECHECK_SECONDS):

@@ -37,6 +37,7 @@ from .status_writer import StatusWriter
 log = logging.getLogger(__name__)
 Emit = Callable[[Obj, str, str, str], None]  # (project, type Normal|Warning, reason, message)
 MODES = {"shared": shared, "multi-project": multi}
+PROGRESS_RECHECK_SECONDS = 10.0  # a project under way is looked at again this often, events or not
 
 
 GATEWAY_API_MISSING = ("spec.gateway needs the Gateway API, but the cluster serves no HTTPRoute "
@@ -120,7 +121,7 @@ class Reconciler:
         owner = replace(owner, digests=digests)  # the pods get digests of the values, never the values
 
         if spec.routing() == "gateway" and not await self.api.serves(*routing_status.HTTPROUTES):
-            return await self._blocked(project, old, cond.R_GATEWAY_API_MISSING, GATEWAY_API_MISSING, retry=30)
+            return await self._blocked(project, old, cond.R_GATEWAY_API_MISSING, GATEWAY_API_MISSING, retry=10)
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.
         observed = self.recent.merge((ns, name), {key(c): c for c in children})  # the cache may lag our writes
@@ -171,7 +172,11 @@ class Reconciler:
 
         # 7. Write it when it changed.
         # The next look: for a rotated Secret, and when a remembered apply that stood in for the cache expires.
-        looks = [t for t in (self.secret_checks.due_in(project), stood_in) if t is not None]
+        # And while a rollout, migration or population is under way: its progress normally arrives as child events,
+        # but kopf holds every handler while it lists a resource kind that appeared at run time (the Gateway API or
+        # cert-manager CRDs installed later); the indexes the reconcile reads stay current meanwhile.
+        progressing = PROGRESS_RECHECK_SECONDS if report.progressing.get("status") == "True" else None
+        looks = [t for t in (self.secret_checks.due_in(project), stood_in, progressing) if t is not None]
         outcome = Outcome(writes=len(applied) + len(stale), status=status, retry_after=min(looks, default=None))
         await self._write_status(project, old, status, outcome)
         return outcome

@@ -82,6 +82,19 @@ def test_a_child_deleted_by_hand_right_after_an_apply_is_created_again():
     assert ("apply", "Deployment", "example-web") in cluster.writes
 
 
+def test_a_project_under_way_is_looked_at_again_without_events_and_a_ready_one_is_not():
+    """kopf holds every event handler while it lists a resource kind whose CRD appeared at run time (seen: the
+    Gateway API CRDs installed while a project migrated; its Job's completion reached no handler for 90 s). A project
+    that is migrating, populating or rolling out is reconciled again from the indexes within 10 s anyway."""
+    cluster, r = setup()
+    out = reconcile(r, cluster)
+    assert cluster.condition("Progressing")["status"] == "True"
+    assert out.retry_after is not None and out.retry_after <= 10
+    cluster.settle(r)
+    out = reconcile(r, cluster)
+    assert cluster.ready() == ("True", "Ready") and (out.retry_after is None or out.retry_after > 10)
+
+
 def test_a_job_applied_again_by_a_lagging_cache_is_reported_once():
     """The next reconcile may run before the informer has seen the Job just created: it applies the same Job
     again (a no-op for the API server), and must not say MigrationStarted twice."""
