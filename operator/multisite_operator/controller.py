@@ -20,8 +20,8 @@ import heapq
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -80,11 +80,6 @@ class Controller:
     secret_recheck: float = 60.0  # --secret-recheck-seconds, handed to the Reconciler (rotation.py)
     guard: Callable[[], None] | None = None  # with leader election: raises leader.NotLeader once the Lease lapsed
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)  # reconciles under way, cancelled on losing the Lease
-
-    def may_write(self) -> None:
-        """kube.KubeApi's write guard (handlers.py): refuses every write of a replica that is not the leader."""
-        if self.guard is not None:
-            self.guard()
     workers: int = RECONCILE_WORKERS
     edit_workers: int = EDIT_WORKERS
     generations: dict[Key, Any] = field(default_factory=dict)  # last generation seen per project (for priority)
@@ -93,6 +88,11 @@ class Controller:
     _wake: asyncio.Event | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _busy: int = 0
+
+    def may_write(self) -> None:
+        """kube.KubeApi's write guard (handlers.py): refuses every write of a replica that is not the leader."""
+        if self.guard is not None:
+            self.guard()
 
     def activate(self) -> None:
         """Leader from now on: reconcile every known project once (the standby skipped their events), from the

@@ -43,7 +43,7 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     (f"{GROUP}/{VERSION}", "MultiSiteProject"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 RETRYABLE = {409, 429, 500, 502, 503, 504}
-SERVED_RECHECK_SECONDS = 10
+SERVED_RECHECK_SECONDS = 60
 # Threads for blocking API calls: as many as the controller runs reconciles at once (controller.RECONCILE_WORKERS),
 # each of which sends at most a few requests at a time. Measured (bench/ANALYSIS.md): 16 reconciles on 16 threads
 # keep the start-up of 200 projects as fast as unbounded concurrency at a far lower peak memory.
@@ -259,13 +259,13 @@ class KubeApi:
                            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
         items = (found or {}).get("items") or []
         return items[0]["metadata"]["uid"] if items else None
-    def serves_sync(self, group_version: str, plural: str) -> bool:
+    def serves_sync(self, group_version: str, plural: str, recheck: float = SERVED_RECHECK_SECONDS) -> bool:
         """Whether the API server serves this resource (its CRD is installed: the Gateway API's HTTPRoute,
         cert-manager's Certificate), from API discovery, which every authenticated user may read. Remembered once
-        true; a false answer is asked again after 10 s at most (CRDs get installed later)."""
+        true; a false answer is asked again after `recheck` seconds at most (CRDs get installed later)."""
         memo = (group_version, plural)
         known = self._served.get(memo)
-        if known is not None and (known[0] or time.monotonic() - known[1] < SERVED_RECHECK_SECONDS):
+        if known is not None and (known[0] or time.monotonic() - known[1] < recheck):
             return known[0]
         try:
             found = self._call(f"/apis/{group_version}", "GET")
@@ -318,8 +318,8 @@ class KubeApi:
     async def crd_uid(self, name: str) -> str | None:
         return await self._run(self.crd_uid_sync, name)
 
-    async def serves(self, group_version: str, plural: str) -> bool:
-        return await self._run(self.serves_sync, group_version, plural)
+    async def serves(self, group_version: str, plural: str, recheck: float = SERVED_RECHECK_SECONDS) -> bool:
+        return await self._run(self.serves_sync, group_version, plural, recheck)
 
     async def job_failure(self, namespace: str, job: str) -> str:
         return await self._run(self.job_failure_sync, namespace, job)

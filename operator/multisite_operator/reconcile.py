@@ -120,7 +120,9 @@ class Reconciler:
             return await self._blocked(project, old, cond.R_SECRET_MISSING, "; ".join(secrets.missing), retry=10)
         owner = replace(owner, digests=digests)  # the pods get digests of the values, never the values
 
-        if spec.routing() == "gateway" and not await self.api.serves(*routing_status.HTTPROUTES):
+        # Only projects blocked on it ask again so often (a served answer is remembered): they converge within
+        # ~10 s of the CRDs being installed. cert-manager's optional check keeps the minute's recheck.
+        if spec.routing() == "gateway" and not await self.api.serves(*routing_status.HTTPROUTES, recheck=10):
             return await self._blocked(project, old, cond.R_GATEWAY_API_MISSING, GATEWAY_API_MISSING, retry=10)
 
         # 3. Plan for the mode, and hand over from the other mode while it still serves.

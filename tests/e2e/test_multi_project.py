@@ -154,6 +154,20 @@ def record(api: client.ApiClient, namespace: str, kind: str) -> Recorder:
     return Recorder(api, fn, *args)
 
 
+def create_recording_until_ready(api: client.ApiClient, namespace: str,
+                                 project: dict[str, Any]) -> tuple[dict[str, Any], Recorder, Recorder]:
+    """Create ``project`` and wait for Ready while recording every Deployment and Job event: the order in which
+    the operator wrote its children is then read from their resourceVersions."""
+    deps_rec, jobs_rec = record(api, namespace, "deployments"), record(api, namespace, "jobs")
+    try:
+        create_project(api, namespace, project)
+        ready = wait_condition(api, namespace, project["metadata"]["name"], "Ready", "True", timeout=TIMEOUT)
+    finally:
+        deps_rec.stop()
+        jobs_rec.stop()
+    return ready, deps_rec, jobs_rec
+
+
 def job_done(obj: dict[str, Any]) -> bool:
     """Succeeded, by the Job's own status: SuccessCriteriaMet (set first since Kubernetes 1.31) or Complete."""
     return any(c.get("type") in ("SuccessCriteriaMet", "Complete") and c.get("status") == "True"
@@ -236,13 +250,7 @@ def test_first_creation_migrates_before_any_site_exists_then_runs_one_instance_p
         api_client, namespace, operator):
     apply_example_secrets(api_client, namespace)
     secrets_before = secret_versions(api_client, namespace)
-    deps_rec, jobs_rec = record(api_client, namespace, "deployments"), record(api_client, namespace, "jobs")
-    try:
-        create_project(api_client, namespace, multi_project())
-        project = wait_condition(api_client, namespace, "example", "Ready", "True", timeout=TIMEOUT)
-    finally:
-        deps_rec.stop()
-        jobs_rec.stop()
+    project, deps_rec, jobs_rec = create_recording_until_ready(api_client, namespace, multi_project())
 
     # A fresh database needs its schema first: no site Deployment was written before the migration succeeded.
     migrated_at = jobs_rec.first(lambda t, o: is_migration(o) and job_done(o))

@@ -38,12 +38,12 @@ from .test_multi_project import (
     available,
     cond_of,
     counter,
+    create_recording_until_ready,
     images,
     is_migration,
     job_done,
     job_image,
     multi_project,
-    record,
     settled_writes,
     site_deployments,
 )
@@ -66,13 +66,7 @@ def failing_migration(message: str) -> dict:
 def test_a_fresh_shared_project_migrates_then_populates_then_creates_its_web_deployment(api_client, namespace,
                                                                                           operator):
     apply_example_secrets(api_client, namespace)
-    deps_rec, jobs_rec = record(api_client, namespace, "deployments"), record(api_client, namespace, "jobs")
-    try:
-        create_project(api_client, namespace, example_project())
-        project = wait_condition(api_client, namespace, "example", "Ready", "True", timeout=TIMEOUT)
-    finally:
-        deps_rec.stop()
-        jobs_rec.stop()
+    project, deps_rec, jobs_rec = create_recording_until_ready(api_client, namespace, example_project())
 
     migrated_at = jobs_rec.first(lambda t, o: is_migration(o) and job_done(o))
     populate_created = jobs_rec.first(lambda t, o: t == "ADDED" and is_populate(o))

@@ -107,7 +107,7 @@ class FakeCluster:
     async def job_failure(self, namespace: str, job: str) -> str:
         return self.job_logs.get(job, "")
 
-    async def serves(self, group_version: str, plural: str) -> bool:
+    async def serves(self, group_version: str, plural: str, recheck: float = 60) -> bool:
         self.reads.append(("discovery", f"{group_version}/{plural}"))
         return (group_version, plural) in self.served
 
