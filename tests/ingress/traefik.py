@@ -104,6 +104,11 @@ class Response:
     headers: dict[str, str]
     body: bytes
 
+    @property
+    def unrouted(self) -> bool:
+        """Traefik's own answer for a host no router matches (a backend's 404 is another page)."""
+        return self.status == 404 and self.body == b"404 page not found\n"
+
 
 def _apply(api: client.ApiClient, obj: dict[str, Any]) -> None:
     """Create one object; one left by an earlier run on the same control plane is the same, so 409 is fine."""

@@ -7,6 +7,7 @@ hosts must answer 301 from the Gateway itself (shown by answering with every web
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -77,36 +78,37 @@ def test_gateway_shared_every_host_its_site_redirect_at_the_edge_and_counts(
     assert "DOMAINS" in table.splitlines()[0] and " 5/5 " in table.splitlines()[1], table
     assert hosts_status(h, name)[REDIRECT]["role"] == "redirect"
 
-    # A hostname added to the resource is routed by the Gateway (Django answers it at once: 400 until the pods with
-    # the new ALLOWED_HOSTS are up, so "routed" here is "no longer Traefik's 404").
+    # A hostname added to the resource: when the operator wrote it into the HTTPRoute, when the Gateway routes it
+    # (the answer is no longer Traefik's own 404 but the backend's), and when Django answers it with its site (the
+    # populate Job has written the alias into the Sites tables, a Django process started for it).
     assert h.ask("www.example.gh")["status"] == 404
     sites = gateway_example(h)["spec"]["sites"]
     sites[1]["live"]["aliases"] = ["www.example.gh"]
     custom = client.CustomObjectsApi(h.api)
     seen: dict[str, float] = {}
 
-    def routed() -> bool:  # when the operator wrote the HTTPRoute, and when the Gateway routes the host
+    def answered() -> bool:
         now = time.monotonic() - start
         if "route" not in seen and "www.example.gh" in custom.get_namespaced_custom_object(
                 GATEWAY_GROUP, "v1", h.namespace, "httproutes", "example-site-gh")["spec"]["hostnames"]:
             seen["route"] = now
-        if h.traefik.request("www.example.gh").status != 404:
+        answer = h.traefik.request("www.example.gh")
+        if not answer.unrouted:
             seen.setdefault("route", now)
-            seen["answer"] = now
-        return "answer" in seen
+            seen.setdefault("routed", now)
+        if answer.status == 200 and json.loads(answer.body)["site_id"] == 2:
+            seen["site"] = now
+        return "site" in seen
 
     start = time.monotonic()
     patch_spec(h.api, h.namespace, name, {"sites": sites})
-    wait_for(routed, timeout=30, interval=0.05, message="www.example.gh routed")
-    seconds = seen["answer"]
-    _report(capsys, f"gateway: an alias added to the resource was in its HTTPRoute {seen['route']:.2f} s and routed "
-                    f"{seconds:.2f} s after the patch")
-    # The operator's part (the HTTPRoute carries the host) is what it controls: measured 0.07 s; the rest is Traefik's
-    # Gateway provider, which writes every changed route's status synchronously before it applies a configuration
-    # (pkg/provider/kubernetes/gateway/httproute.go), measured 1.5-2 s on this loaded machine. The bounds leave room
-    # for load; the figures are reported above.
+    wait_for(answered, timeout=300, interval=0.05, message="www.example.gh answered by site 2")
+    _report(capsys, f"gateway: an alias added to the resource was in its HTTPRoute {seen['route']:.2f} s, routed by "
+                    f"the Gateway {seen['routed']:.2f} s and answered by its site {seen['site']:.2f} s after the patch")
+    # Measured on this 2-core machine: HTTPRoute 0.07 s, routed 0.30 s, site 0.9-1.2 s (the site answer includes a
+    # populate Job's Django process). The bounds leave room for a loaded CI machine; the figures are printed above.
     assert seen["route"] < 2, seen
-    assert seconds < 10, seen
+    assert seen["routed"] < 5, seen
     h.until_site("www.example.gh", 2, timeout=300)
     wait_routed(h, name, "6/6")
 
