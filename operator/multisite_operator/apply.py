@@ -85,12 +85,30 @@ def needs_apply(desired: Obj, observed: Obj | None) -> bool:
     return not (covers(observed.get("metadata", {}), desired["metadata"]) and covers(observed.get("spec"), desired["spec"]))
 
 
-def to_apply(desired: list[Obj], observed: dict[tuple[str, str], Obj]) -> list[Obj]:
-    """What differs. Jobs are content-named and immutable: an existing one is never re-applied."""
+def to_apply(desired: list[Obj], observed: dict[tuple[str, str], Obj],
+             memo: dict[tuple[str, str], tuple[Any, str, bool]] | None = None) -> list[Obj]:
+    """What differs. Jobs are content-named and immutable: an existing one is never re-applied.
+
+    `memo` (rendered.RenderCache.comparisons) keeps each answer for the very desired object and the observed
+    resourceVersion it was given for: the same pair always gives the same answer."""
     out = []
     for d in desired:
-        have = observed.get((d["kind"], d["metadata"]["name"]))
-        if (d["kind"] != "Job" or have is None) and needs_apply(d, have):
+        k = (d["kind"], d["metadata"]["name"])
+        have = observed.get(k)
+        if have is None:
+            out.append(d)
+            continue
+        if d["kind"] == "Job":
+            continue
+        version = (have.get("metadata") or {}).get("resourceVersion")
+        seen = memo.get(k) if memo is not None and version else None
+        if seen is not None and seen[0] is d and seen[1] == version:
+            differs = seen[2]
+        else:
+            differs = needs_apply(d, have)
+            if memo is not None and version:
+                memo[k] = (d, version, differs)
+        if differs:
             out.append(d)
     return out
 

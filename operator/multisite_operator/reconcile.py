@@ -135,7 +135,7 @@ class Reconciler:
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
         if problems := limits.child_problems(list(plan.desired.values())):
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems)[:1024], retry=None)
-        changes = to_apply(list(plan.desired.values()), observed)
+        changes = to_apply(list(plan.desired.values()), observed, self.rendered.comparisons(spec, owner))
         if taken := await not_owned(self.api, changes, observed, owner.uid):
             return await self._blocked(project, old, R_NOT_OWNED, not_owned_message(taken), retry=30)
         if not await gate.caches_current(self.api, project, old, changes, observed):

@@ -14,7 +14,8 @@ rendering would cost more memory than the informer caches themselves (~90 KB per
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .models import MultiSiteProjectSpec
 from .render import Desired, Owner, render, render_jobs
@@ -26,6 +27,8 @@ class _Entry:
     owner: Owner
     jobs: Desired
     children: dict[str | None, Desired]  # by site_image
+    # to_apply's answers for these objects: (kind, name) -> (desired object, observed resourceVersion, differs)
+    compared: dict[tuple[str, str], tuple[Any, str, bool]] = field(default_factory=dict)
 
 
 CACHE_SIZE = 16
@@ -62,6 +65,12 @@ class RenderCache:
         if site_image not in entry.children:
             entry.children = {site_image: render(spec, owner, site_image, entry.jobs)}  # only the latest image
         return dict(entry.children[site_image])
+
+    def comparisons(self, spec: MultiSiteProjectSpec, owner: Owner) -> dict[tuple[str, str], tuple[Any, str, bool]]:
+        """Where to_apply remembers what it compared for this rendering (dropped with it): comparing a 1000-site
+        Ingress field by field costs ~50 ms, and most reconciles see the same observed object again."""
+        entry = self._entry(spec, owner)
+        return entry.compared if entry else {}
 
     def forget(self, uid: str | None) -> None:
         self._by_uid.pop(uid or "", None)

@@ -31,14 +31,13 @@ def keeps(spec: MultiSiteProjectSpec, desired: list[Obj], children: list[Obj], o
     """The old routing layer's objects to keep although no longer desired (empty when nothing is handed over)."""
     routes = [d for d in desired if d["kind"] == "HTTPRoute"]
     ingresses = [d for d in desired if d["kind"] == "Ingress"]
-    if routes:
-        old = [c for c in children if c["kind"] == "Ingress"]
-        ready = all(accepted(observed.get(key(r))) and not needs_apply(r, observed.get(key(r))) for r in routes)
-    elif ingresses:
-        old = [c for c in children if c["kind"] == "HTTPRoute"]
-        ready = all(key(i) in observed and not needs_apply(i, observed.get(key(i))) for i in ingresses)
-    else:
+    old = [c for c in children if c["kind"] == ("Ingress" if routes else "HTTPRoute")]
+    if not old or not (routes or ingresses):  # nothing to hand over (comparing a 1000-site Ingress costs ~0.1 s)
         return set()
+    if routes:
+        ready = all(accepted(observed.get(key(r))) and not needs_apply(r, observed.get(key(r))) for r in routes)
+    else:
+        ready = all(key(i) in observed and not needs_apply(i, observed.get(key(i))) for i in ingresses)
     return set() if ready else {key(c) for c in old}
 
 

@@ -27,3 +27,28 @@ def test_redact_removes_secret_values_and_url_passwords():
     out = redact(text, ["abcdEFGH"])
     assert "s3cr3t-pw" not in out and "abcdEFGH" not in out
     assert "postgres://app:[redacted]@db:5432/app" in out
+
+
+def test_a_remembered_comparison_holds_only_for_the_same_desired_object_and_observed_version(monkeypatch):
+    from multisite_operator import apply
+
+    want = {"kind": "Ingress", "metadata": {"name": "web"}, "spec": {"rules": [{"host": "a.example"}]}}
+    have = {"kind": "Ingress", "metadata": {"name": "web", "resourceVersion": "7"},
+            "spec": {"rules": [{"host": "a.example"}]}}
+    memo: dict = {}
+    compared = []
+    real = apply.needs_apply
+    monkeypatch.setattr(apply, "needs_apply", lambda d, o: compared.append(o) or real(d, o))
+    observed = {("Ingress", "web"): have}
+    assert apply.to_apply([want], observed, memo) == [] and len(compared) == 1
+    assert apply.to_apply([want], observed, memo) == [] and len(compared) == 1  # same pair: remembered
+    # Someone edited the Ingress (a new resourceVersion): compared again, and the change is seen.
+    edited = {**have, "metadata": {"name": "web", "resourceVersion": "8"}, "spec": {"rules": [{"host": "b.example"}]}}
+    assert apply.to_apply([want], {("Ingress", "web"): edited}, memo) == [want] and len(compared) == 2
+    # Another desired object (a new generation) with the old version: compared again.
+    other = {**want, "spec": {"rules": [{"host": "b.example"}]}}
+    assert apply.to_apply([other], {("Ingress", "web"): edited}, memo) == [] and len(compared) == 3
+    # A Job that exists is never applied again; a missing child always is.
+    job = {"kind": "Job", "metadata": {"name": "j"}, "spec": {"x": 1}}
+    assert apply.to_apply([job], {("Job", "j"): {"kind": "Job", "metadata": {"name": "j"}, "spec": {"x": 2}}}, memo) == []
+    assert apply.to_apply([job], {}, memo) == [job]

@@ -82,9 +82,10 @@ async def report(f: Facts) -> Report:
         state = RUNNING if jkey in f.just_applied else job_state(job)
         slugs = ", ".join(s.slug for s in spec.sites)
         if state == SUCCEEDED:
-            written = ((job or {}).get("metadata", {}).get("annotations") or {}).get(SITES_ANNOTATION, "")
+            written = set(((job or {}).get("metadata", {}).get("annotations") or {}).get(SITES_ANNOTATION, "")
+                          .split(","))
             for site in spec.sites:
-                if site.slug in written.split(","):
+                if site.slug in written:
                     f.known[site.id] = {"slug": site.slug, "id": site.id}
             populated = cond.condition(cond.POPULATED, True, cond.R_SUCCEEDED, f"Job {jkey[1]} wrote sites {slugs}")
         elif state == FAILED:
