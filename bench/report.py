@@ -39,6 +39,12 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                  f"operator {s['operator_s']:.2f} s ({orng[0]:.2f}-{orng[1]:.2f}) / kubectl {s['kubectl_s']:.2f} s "
                  f"({krng[0]:.2f}-{krng[1]:.2f}) = {s['ratio']:.2f}",
                  "ratio <= 1.0", s["ratio"] <= 1.0)
+            if s.get("ratio_ordered") is not None:
+                ornge = s.get("ordered_range") or [0, 0]
+                _row(out, f"1. converge {s['mode']} N={s['sites']}: vs kubectl in the safe order",
+                     f"operator {s['operator_s']:.2f} s / kubectl migrate -> populate -> web {s['ordered_s']:.2f} s "
+                     f"({ornge[0]:.2f}-{ornge[1]:.2f}) = {s['ratio_ordered']:.2f}", "ratio <= 1.0",
+                     s["ratio_ordered"] <= 1.0)
     for label in sorted((k for k in results if k == "edit" or k.startswith("edit_")), key=lambda k: len(k)):
         edit = results[label]
         target, limit = ("median <= 0.1 s", 0.1) if edit["sites"] <= 100 else ("", None)
