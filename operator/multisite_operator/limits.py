@@ -120,6 +120,16 @@ def child_problems(children: list[Obj]) -> list[str]:
     return problems
 
 
+def checked(children: list[Obj], memo: dict[str, Any]) -> list[str]:
+    """child_problems, worked out once for the same rendered objects (memo: rendered.RenderCache.memo); the
+    objects are held with the answer, so their ids cannot be reused by others meanwhile."""
+    ids = tuple(map(id, children))
+    seen = memo.get("limits")
+    if seen is None or seen[0] != ids:
+        seen = memo["limits"] = (ids, children, child_problems(children))
+    return list(seen[2])
+
+
 def _env_fix(name: str) -> str:
     if name in ("DJANGO_MULTISITE_PLUS_SITES", "ALLOWED_HOSTS"):
         return ("It grows with every site and domain: split the sites over several projects, or use fewer or shorter "

@@ -95,6 +95,8 @@ def pod_problem(pod: Obj) -> Obj | None:
 
 def current_crashes(problems: list[Obj], children: list[Obj]) -> list[Obj]:
     """Crashes of pods that run a Deployment's current template (old pods being replaced do not count)."""
+    if not any(p.get("kind") == "crash" for p in problems):
+        return []  # the usual case: no template fingerprints to compute
     templates = {c["metadata"]["name"]: template_fingerprint(
         (((c.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
         for c in children if c.get("kind") == "Deployment"}

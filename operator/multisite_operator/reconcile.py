@@ -133,9 +133,10 @@ class Reconciler:
         routing_kept = routing_switch.keeps(spec, list(plan.desired.values()), children, observed)
 
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
-        if problems := limits.child_problems(list(plan.desired.values())):
+        desired, memo = list(plan.desired.values()), self.rendered.memo(spec, owner)
+        if problems := limits.checked(desired, memo):
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems)[:1024], retry=None)
-        changes = to_apply(list(plan.desired.values()), observed, self.rendered.comparisons(spec, owner))
+        changes = to_apply(desired, observed, memo.setdefault("compared", {}))
         if taken := await not_owned(self.api, changes, observed, owner.uid):
             return await self._blocked(project, old, R_NOT_OWNED, not_owned_message(taken), retry=30)
         if not await gate.caches_current(self.api, project, old, changes, observed):

@@ -39,11 +39,19 @@ def test_children_are_applied_at_once_started_in_dependency_order_results_in_inp
     objs = [obj("Ingress", "i"), obj("Job", "j"), obj("Deployment", "d"), obj("Service", "s")]
     objs[0]["spec"] = {"rules": [{"http": {"paths": [{"backend": {"service": {"name": "s"}}}]}}]}  # routes to "s"
     out = asyncio.run(apply_all(api, objs))
-    assert api.started == ["Service", "Deployment", "Job", "Ingress"] and api.most == 4
+    assert api.started == ["Job", "Service", "Deployment", "Ingress"] and api.most == 4
     assert [o["kind"] for o in out] == ["Ingress", "Job", "Deployment", "Service"]
 
 
 def test_when_several_are_refused_the_first_in_dependency_order_is_reported():
-    api = Api({"Deployment": 0.05, "Job": 0.0})  # the Job is refused first in time
-    with pytest.raises(ValueError, match="Deployment refused"):
-        asyncio.run(apply_all(api, [obj("Job", "j"), obj("Deployment", "d")]))
+    api = Api({"Job": 0.05, "Deployment": 0.0})  # the Deployment is refused first in time
+    with pytest.raises(ValueError, match="Job refused"):
+        asyncio.run(apply_all(api, [obj("Deployment", "d"), obj("Job", "j")]))
+
+
+def test_the_migration_job_does_not_queue_behind_a_hundred_services():
+    """A new 100-site multi-project project: the Job that gates every web pod starts with the first requests."""
+    api = Api({})
+    objs = [obj("Service", f"s{i}") for i in range(100)] + [obj("Job", "migrate")]
+    asyncio.run(apply_all(api, objs))
+    assert api.started[0] == "Job" and len(api.started) == 101

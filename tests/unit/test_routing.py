@@ -220,7 +220,7 @@ def test_routing_to_a_service_of_the_same_reconcile_waits_for_it():
     cluster, r = gateway_cluster()
     run(r, cluster)
     applied = [n if k == "HTTPRoute" else k for v, k, n in cluster.writes if v == "apply"]
-    assert applied.index("Service") < applied.index("Job") < applied.index("example-site-de"), applied
+    assert applied.index("Job") < applied.index("Service") < applied.index("example-site-de"), applied
     # A redirect route sends nothing to a Service: it never waits.
     assert applied.index("example-site-us.redirect") < applied.index("Job"), applied
 
