@@ -27,7 +27,7 @@ from typing import Any
 
 from . import claims, metrics, pods, tracing
 from .leader import NotLeader
-from .packed import expand
+from .packed import ExpandCache, expand
 from .reconcile import Reconciler
 from .specs import SpecCache
 
@@ -83,6 +83,7 @@ class Controller:
     workers: int = RECONCILE_WORKERS
     edit_workers: int = EDIT_WORKERS
     generations: dict[Key, Any] = field(default_factory=dict)  # last generation seen per project (for priority)
+    expanded: ExpandCache = field(default_factory=ExpandCache)  # children's specs as dicts, by resourceVersion
     _queue: list[tuple[int, int, Key]] = field(default_factory=list)  # heap of (priority, ticket, key)
     _tickets: itertools.count = field(default_factory=itertools.count)
     _wake: asyncio.Event | None = None
@@ -265,7 +266,7 @@ class Controller:
         if getattr(self.reconciler, "retry", False) is None:  # a failed status write reconciles again (backoff)
             self.reconciler.retry = lambda k: self._later(k, self.states.setdefault(k, _State()), 5)
         project = expand(found[0])  # the indexes keep specs as JSON text (packed.py)
-        children = [expand(c) for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
+        children = [self.expanded.expand(c) for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
         conflicts = self.conflicts(key, project)
         (self.in_conflict.add if conflicts else self.in_conflict.discard)(key)
         started = time.perf_counter()

@@ -60,3 +60,19 @@ def test_the_reconcile_gets_expanded_objects():
     asyncio.run(scenario())
     (got_project, children), = seen
     assert got_project["spec"] == {"sites": []} and children[0]["spec"] == DEPLOYMENT["spec"]
+
+
+def test_expanded_specs_are_reused_only_for_the_same_resource_version():
+    from multisite_operator.packed import ExpandCache, pack
+
+    cache = ExpandCache(size=2)
+    child = {"kind": "Service", "metadata": {"uid": "u1", "resourceVersion": "5"}, "spec": pack({"ports": [80]})}
+    first, again = cache.expand(child), cache.expand(child)
+    assert first == again == {**child, "spec": {"ports": [80]}} and first["spec"] is again["spec"]
+    assert first is not again  # callers may change the top level; the cached spec stays as it was
+    changed = {**child, "metadata": {"uid": "u1", "resourceVersion": "6"}, "spec": pack({"ports": [81]})}
+    assert cache.expand(changed)["spec"] == {"ports": [81]}
+    # Bounded: the oldest entry goes; a child without a resourceVersion is simply expanded.
+    cache.expand({**child, "metadata": {"uid": "u2", "resourceVersion": "1"}})
+    assert cache.expand(child)["spec"] is not first["spec"]
+    assert cache.expand({"kind": "Service", "metadata": {}, "spec": pack({"a": 1})})["spec"] == {"a": 1}
