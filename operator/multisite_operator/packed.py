@@ -40,9 +40,9 @@ class ExpandCache:
     100-site multi-project project json.loads of ~200 children per reconcile was the operator's largest own CPU
     cost (bench/ANALYSIS.md). A resourceVersion names one content, so a hit is exact. The spec dicts handed out are
     shared between reconciles, which only read them; the top-level dict is new each time. Bounded, so the memory
-    packing saves is not spent again (a few MB at most)."""
+    packing saves is not spent again (256 specs: a 100-site multi-project project's children fit, a few MB)."""
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, size: int = 256) -> None:
         self.size = size
         self._specs: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
