@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 
 import pytest
 
 from fake_cluster import FakeCluster, example, reconcile
 from multisite_operator.reconcile import Reconciler
+from multisite_operator.rotation import NOT_READY_RECHECK_SECONDS
 
 OLD, NEW = "registry.example.com/example/web:1.0.0", "registry.example.com/example/web:1.1.0"
 
@@ -285,6 +287,7 @@ def test_blocked_keeps_the_other_conditions_and_recovers():
     cluster, r = setup()
     cluster.migrate(r)
     value = cluster.secrets.pop(("example-db", "DATABASE_URL"))
+    r.secret_checks.clock = lambda: time.monotonic() + NOT_READY_RECHECK_SECONDS  # noticed at the next look
     reconcile(r, cluster)
     assert cluster.ready() == ("False", "SecretMissing")
     assert cluster.condition("Populated")["status"] == "Unknown", "kept from before"
