@@ -56,6 +56,9 @@ def operator_identity(cluster: Any, api: client.ApiClient, out: Path, grant_name
     _flow_schema(api, "leases", {"subjects": [subject], "resourceRules": [{
         "verbs": ["*"], "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "namespaces": ["*"]}]},
         precedence=400)
+    # So are its Secret GETs (rotation.py's rechecks), to tell them from what a reconcile asks for.
+    _flow_schema(api, "secrets", {"subjects": [subject], "resourceRules": [{
+        "verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "namespaces": ["*"]}]}, precedence=450)
     for verb in VERBS:
         _flow_schema(api, verb, {"subjects": [subject], "resourceRules": [{
             "verbs": [verb], "apiGroups": ["*"], "resources": ["*"], "clusterScope": True, "namespaces": ["*"]}]})
@@ -103,8 +106,9 @@ class Snapshot:
 
     def operator_since(self, before: Snapshot) -> dict[str, int]:
         """The operator's requests by verb between two snapshots (verbs with none left out); "leases" holds its
-        leader-election requests (any verb), which the verbs do not include."""
-        out = {v: int(self.operator.get(v, 0) - before.operator.get(v, 0)) for v in (*VERBS, "nonresource", "leases")}
+        leader-election requests (any verb) and "secrets" its Secret GETs, which the verbs do not include."""
+        out = {v: int(self.operator.get(v, 0) - before.operator.get(v, 0))
+               for v in (*VERBS, "secrets", "nonresource", "leases")}
         return {v: n for v, n in out.items() if n}
 
     def writes_since(self, before: Snapshot) -> dict[str, int]:

@@ -117,7 +117,6 @@ class BenchOperator(OperatorProcess):
                     out[f"reconciles_{s.labels['result']}"] = s.value
                 elif s.name == "multisite_reconcile_duration_seconds_sum":
                     out["reconcile_seconds"] = round(s.value, 3)
-                elif s.name in ("multisite_api_writes_total", "multisite_reconcile_errors_total",
-                                "multisite_secret_reads_total"):
+                elif s.name in ("multisite_api_writes_total", "multisite_reconcile_errors_total"):
                     out[s.name.removeprefix("multisite_").removesuffix("_total")] = s.value
         return out

@@ -436,9 +436,9 @@ def unchanged(env: Env, op: BenchOperator, ns: str, names: list[str]) -> dict[st
     # Timed rechecks fall into the window too: each project's Secrets every --secret-recheck-seconds (60 s;
     # rotation.py) with a reconcile of its own, and the operator-wide CRD list. They are counted apart: the measure
     # is what a reconcile of an unchanged project asks for.
-    secret_reads = c1.get("secret_reads", 0) - c0.get("secret_reads", 0)
-    total = apicount.operator_total(reqs, apicount.VERBS)
-    rest = total - secret_reads - reqs.get("list", 0)
+    secret_reads = reqs.get("secrets", 0)
+    rest = apicount.operator_total(reqs, apicount.VERBS) - reqs.get("list", 0)
+    total = rest + reqs.get("list", 0) + secret_reads
     return {"touches": len(names), "reconciles": reconciles, "operator_requests": reqs,
             "writes": apicount.operator_total(reqs, apicount.WRITE_VERBS), "secret_reads": secret_reads,
             "requests_per_reconcile": round(total / n, 2) if n else None,
