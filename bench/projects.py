@@ -57,11 +57,17 @@ def render(doc: Obj, namespace: str, workdir: Path) -> tuple[Path, list[Obj]]:
     """`multisite-operator render FILE --namespace NS`, as a user would run it; returns the file and objects."""
     src = workdir / f"{namespace}-{doc['metadata']['name']}.msp.yaml"
     src.write_text(yaml.safe_dump(doc))
-    out = subprocess.run([sys.executable, "-m", "multisite_operator.cli", "render", str(src), "--namespace", namespace],
-                         check=True, capture_output=True, text=True).stdout
+    out, objs = render_file(src, namespace)
     dst = workdir / f"{namespace}-{doc['metadata']['name']}.rendered.yaml"
     dst.write_text(out)
-    return dst, [d for d in yaml.safe_load_all(out) if d]
+    return dst, objs
+
+
+def render_file(src: Path, namespace: str) -> tuple[str, list[Obj]]:
+    """`multisite-operator render FILE --namespace NS` of a file of several projects (one process for all)."""
+    out = subprocess.run([sys.executable, "-m", "multisite_operator.cli", "render", str(src), "--namespace", namespace],
+                         check=True, capture_output=True, text=True).stdout
+    return out, [d for d in yaml.safe_load_all(out) if d]
 
 
 def expected_children(objs: list[Obj]) -> list[tuple[str, str]]:

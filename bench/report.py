@@ -71,6 +71,12 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
              "0", apart == 0 if apart is not None else None)
         _row(out, f"4. scale: {sc['projects']} x {sc['sites']} sites, operator start -> all Ready",
              f"{sc['seconds']:.1f} s", "<= 30 s", sc["seconds"] <= 30)
+        floor = results.get("scale_floor")
+        if floor:
+            _row(out, f"4. scale floor: the same {floor['projects']} projects by kubectl in the safe order, to all "
+                      "children done",
+                 f"{floor['seconds']:.1f} s ("
+                 + "; ".join(f"{k.replace('_', ' ')} {v} s" for k, v in floor["milestones_s"].items()) + ")")
         first = sc["milestones_s"].get("first_ready")
         if first is not None:
             _row(out, "4. scale: operator start -> first project Ready", f"{first:.1f} s", "<= 5 s", first <= 5)

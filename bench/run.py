@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scale: {args.scale_projects} projects x {args.scale_sites} sites, then idle", flush=True)
             t_part = time.monotonic()
             results["scale"] = scenarios.scale(env, args.scale_projects, args.scale_sites, args.idle_seconds)
+            print("scale floor: the same projects by kubectl in the safe order", flush=True)
+            results["scale_floor"] = scenarios.scale_kubectl_ordered(env, args.scale_projects, args.scale_sites)
+            print(f"  kubectl in the safe order: {results['scale_floor']['seconds']} s", flush=True)
             results["load"]["scale"] = sampler.summary(t_part)
         if "convergence" in parts:
             results["admission"] = scenarios.admission(env)

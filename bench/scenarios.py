@@ -304,6 +304,35 @@ def percentile(values: list[float], p: float) -> float:
 
 
 # --- 4 then 3: scale, and the idle cost of the operator that holds it ---------------------------------------------
+def scale_kubectl_ordered(env: Env, projects_n: int = 200, sites: int = 20) -> dict[str, Any]:
+    """The scale run's floor: the same projects' rendered objects applied by kubectl in the safe order, every
+    project's stage at once (release_stages: the migration Jobs with Services and Ingresses, then the populate
+    Jobs, then the Deployments), each stage once the Jobs before it succeeded (seen on a watch). No operator runs:
+    what remains is the cluster's own time (the Job controller, kwok) plus kubectl's writes."""
+    ns = env.namespace("scale-kc")
+    docs = [projects.project(f"p{i:03d}", ns, sites, replicas=1) for i in range(projects_n)]
+    src = env.workdir / f"{ns}.msp.yaml"
+    src.write_text(yaml.safe_dump_all(docs))
+    _, objs = projects.render_file(src, ns)
+    stages = release_stages(objs)
+    marks: dict[str, float] = {}
+    with Tracker(env.api, ns, ("deployments", "services", "ingresses", "jobs")) as tr:
+        t0 = time.monotonic()
+        for i, stage in enumerate(stages):
+            f = env.workdir / f"{ns}.stage{i}.yaml"
+            f.write_text(yaml.safe_dump_all(stage))
+            projects.kubectl_apply(env.kubectl, env.admin_kubeconfig, f)
+            marks[f"stage{i}_applied"] = time.monotonic() - t0
+            jobs = [(o["kind"], o["metadata"]["name"]) for o in stage if o["kind"] == "Job"]
+            if jobs and stage is not stages[-1]:
+                tr.wait(children_done(jobs), 600, f"stage {i} Jobs done")
+                marks[f"stage{i}_jobs_done"] = time.monotonic() - t0
+        t_done = tr.wait(children_done(projects.expected_children(objs)), 600, "children done") - t0
+    return {"projects": projects_n, "sites": sites, "namespace": ns, "seconds": round(t_done, 2),
+            "milestones_s": {k: round(v, 2) for k, v in marks.items()}}
+
+
+
 def scale(env: Env, projects_n: int = 200, sites: int = 20, idle_seconds: float = 60,
           touches: int = 20) -> dict[str, Any]:
     """``projects_n`` shared projects created while no operator runs; then the operator starts, cluster-wide with
