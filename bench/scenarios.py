@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 
 import apicount
 import projects
+from multisite_operator.cli import dump_all
 from operator_proc import BenchOperator
 from tracker import Tracker, child, children_done, job_complete, project_ready, raw
 
@@ -153,7 +154,7 @@ def converge_kubectl_ordered(env: Env, sites: int, mode: str = "shared", replica
     files = []
     for i, stage in enumerate(stages):
         f = path.with_name(f"{path.stem}.stage{i}.yaml")
-        f.write_text(yaml.safe_dump_all(stage))
+        f.write_text(dump_all(stage))  # the operator's own dumper: quotes digests a YAML 1.2 reader takes for numbers
         files.append(f)
     kubectl_total = 0.0
     with Tracker(env.api, ns, ("deployments", "services", "ingresses", "jobs")) as tr:
@@ -320,7 +321,7 @@ def scale_kubectl_ordered(env: Env, projects_n: int = 200, sites: int = 20) -> d
         t0 = time.monotonic()
         for i, stage in enumerate(stages):
             f = env.workdir / f"{ns}.stage{i}.yaml"
-            f.write_text(yaml.safe_dump_all(stage))
+            f.write_text(dump_all(stage))
             projects.kubectl_apply(env.kubectl, env.admin_kubeconfig, f)
             marks[f"stage{i}_applied"] = time.monotonic() - t0
             jobs = [(o["kind"], o["metadata"]["name"]) for o in stage if o["kind"] == "Job"]
