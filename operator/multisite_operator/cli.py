@@ -26,10 +26,18 @@ class Dumper(yaml.SafeDumper):
     """Block style, keys in our order, and multi-line strings kept readable."""
 
 
-Dumper.add_representer(
-    str,
-    lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None),
-)
+# Strings that PyYAML (YAML 1.1) leaves unquoted but kubectl's YAML reader takes for numbers: an exponent without a
+# dot (a content hash such as 544107e124 in a Job annotation made `kubectl apply -f` fail: "cannot unmarshal number
+# into ... annotations of type string"), and YAML 1.2's 0o/0x/0b forms.
+NUMBER_LIKE = re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+|0b[01]+")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else "'" if NUMBER_LIKE.fullmatch(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+Dumper.add_representer(str, _represent_str)
 
 
 def dump_all(objs: list[Any]) -> str:

@@ -189,3 +189,17 @@ def test_site_env_invalid_manifest_fails_readably():
     assert done.returncode != 0 and done.stdout == ""
     assert "MultiSiteProject example: sites de, gh, us have no test domain" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_render_quotes_strings_kubectl_would_read_as_numbers():
+    """A content hash like 544107e124 is a float to kubectl's YAML reader: `render | kubectl apply -f -` failed."""
+    import yaml
+
+    from multisite_operator.cli import dump_all
+
+    values = ["544107e124", "1e3", "0o17", "0x1F", "12", "1.5", "abc", "e123", "2026-12-03"]
+    text = dump_all([{"metadata": {"annotations": {f"k{i}": v for i, v in enumerate(values)}}}])
+    for i, v in enumerate(values[:6]):
+        assert f"k{i}: '{v}'" in text, text
+    assert "k6: abc" in text and "k7: e123" in text
+    assert yaml.safe_load(text)["metadata"]["annotations"] == {f"k{i}": v for i, v in enumerate(values)}
