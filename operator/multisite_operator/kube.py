@@ -81,6 +81,36 @@ class SecretCheck:
     entries: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
+def secret_names(refs: list[tuple[str, str]], visible: list[tuple[str, str | None]] | None) -> list[str]:
+    """Every Secret to read, once each, in the order referenced."""
+    return list(dict.fromkeys([n for n, _ in refs] + [n for n, _ in visible or []]))
+
+
+def secret_check(refs: list[tuple[str, str]], visible: list[tuple[str, str | None]] | None,
+                 found: dict[str, Obj | None]) -> SecretCheck:
+    """What the Secrets read (`found`, name -> Secret or None) say about `refs` and `visible`."""
+    missing: list[str] = []
+    values: list[str] = []
+    entries: list[tuple[str, str, str | None]] = []
+    for name, key in refs:
+        secret = found.get(name)
+        data = (secret or {}).get("data") or {}
+        value = _decode(data[key]) if key in data else None
+        if secret is None:
+            missing.append(f"Secret {name} not found")
+        elif value is None:
+            missing.append(f"Secret {name} has no key {key}")
+        else:
+            values.append(value)
+        entries.append((name, key, value))
+    for name, key in visible or []:
+        data = (found.get(name) or {}).get("data") or {}
+        pairs = [(k, _decode(v)) for k, v in data.items() if key is None or k == key]
+        values += [v for _, v in pairs]
+        entries += [(name, k, v) for k, v in pairs] or [(name, key or "*", None)]
+    return SecretCheck(missing=missing, values=values, entries=entries)
+
+
 class KubeApi:
     """`guard`, when given, is called before every write request (each retry too) and raises to refuse it: with
     leader election it is the Lease's validity by this replica's clock (leader.LeaderElector.check), so a replica
@@ -190,44 +220,23 @@ class KubeApi:
                 raise
             return None
 
+    def read_secret_sync(self, namespace: str, name: str) -> Obj | None:
+        """One referenced Secret (None when it does not exist)."""
+        metrics.SECRET_READS.inc()
+        try:
+            return self._call(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return None
+
     def check_secrets_sync(self, namespace: str, refs: list[tuple[str, str]],
                            visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
         """`refs` must exist (missing ones are reported); `visible` are the other Secrets the pods can see
         (spec.env secretKeyRef, key None for a whole envFrom Secret): read by name only to redact their values,
         never required here (the kubelet reports those). Each Secret is read once per call."""
-        missing: list[str] = []
-        values: list[str] = []
-        entries: list[tuple[str, str, str | None]] = []
-        cache: dict[str, Obj | None] = {}
-
-        def read(name: str) -> Obj | None:
-            if name not in cache:
-                metrics.SECRET_READS.inc()
-                try:
-                    cache[name] = self._call(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET")
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
-                    cache[name] = None
-            return cache[name]
-
-        for name, key in refs:
-            secret = read(name)
-            data = (secret or {}).get("data") or {}
-            value = _decode(data[key]) if key in data else None
-            if secret is None:
-                missing.append(f"Secret {name} not found")
-            elif value is None:
-                missing.append(f"Secret {name} has no key {key}")
-            else:
-                values.append(value)
-            entries.append((name, key, value))
-        for name, key in visible or []:
-            data = (read(name) or {}).get("data") or {}
-            found = [(k, _decode(v)) for k, v in data.items() if key is None or k == key]
-            values += [v for _, v in found]
-            entries += [(name, k, v) for k, v in found] or [(name, key or "*", None)]
-        return SecretCheck(missing=missing, values=values, entries=entries)
+        found = {name: self.read_secret_sync(namespace, name) for name in secret_names(refs, visible)}
+        return secret_check(refs, visible, found)
 
     def job_failure_sync(self, namespace: str, job: str) -> str:
         """The failed pod's termination message, else its last log lines: what the user needs to fix it."""
@@ -310,7 +319,10 @@ class KubeApi:
 
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
-        return await self._run(self.check_secrets_sync, namespace, refs, visible)
+        """check_secrets_sync, the Secrets read at once (an edit's Ingress waits for them)."""
+        names = secret_names(refs, visible)
+        read = await asyncio.gather(*(self._run(self.read_secret_sync, namespace, n) for n in names))
+        return secret_check(refs, visible, dict(zip(names, read)))
 
     async def create_event(self, namespace: str, body: Obj) -> None:
         await self._run(self.create_event_sync, namespace, body)
