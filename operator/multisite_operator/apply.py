@@ -91,7 +91,7 @@ def to_apply(desired: list[Obj], observed: dict[tuple[str, str], Obj],
              memo: dict[tuple[str, str], tuple[Any, str, bool]] | None = None) -> list[Obj]:
     """What differs. Jobs are content-named and immutable: an existing one is never re-applied.
 
-    `memo` (rendered.RenderCache.comparisons) keeps each answer for the very desired object and the observed
+    `memo` (the "compared" entry of rendered.RenderCache.memo) keeps each answer for the very desired object and the observed
     resourceVersion it was given for: the same pair always gives the same answer."""
     out = []
     for d in desired:
