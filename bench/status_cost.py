@@ -23,6 +23,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent / "operator")]
 
+from kubernetes import client  # noqa: E402
+
 import apicount  # noqa: E402
 import scenarios  # noqa: E402
 from controlplane.cluster import ControlPlane  # noqa: E402
@@ -48,7 +50,8 @@ def main() -> None:
         run.pop("op").stop()
         ns = run["namespace"]
         url = f"{api.configuration.host}/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{scenarios.PROJECT}"
-        status = json.loads(api.rest_client.request("GET", url).data)["status"]
+        status = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, scenarios.PROJECT)["status"]
         print(f"{args.sites} sites: status {len(json.dumps(status)) / 1e3:.0f} KB; project converged in "
               f"{run['seconds']:.2f} s")
 
