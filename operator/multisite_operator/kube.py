@@ -230,14 +230,6 @@ class KubeApi:
                 raise
             return None
 
-    def check_secrets_sync(self, namespace: str, refs: list[tuple[str, str]],
-                           visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
-        """`refs` must exist (missing ones are reported); `visible` are the other Secrets the pods can see
-        (spec.env secretKeyRef, key None for a whole envFrom Secret): read by name only to redact their values,
-        never required here (the kubelet reports those). Each Secret is read once per call."""
-        found = {name: self.read_secret_sync(namespace, name) for name in secret_names(refs, visible)}
-        return secret_check(refs, visible, found)
-
     def job_failure_sync(self, namespace: str, job: str) -> str:
         """The failed pod's termination message, else its last log lines: what the user needs to fix it."""
         pods = self._call(f"/api/v1/namespaces/{namespace}/pods", "GET",
@@ -319,7 +311,10 @@ class KubeApi:
 
     async def check_secrets(self, namespace: str, refs: list[tuple[str, str]],
                             visible: list[tuple[str, str | None]] | None = None) -> SecretCheck:
-        """check_secrets_sync, the Secrets read at once (an edit's Ingress waits for them)."""
+        """`refs` must exist (missing ones are reported); `visible` are the other Secrets the pods can see
+        (spec.env secretKeyRef, key None for a whole envFrom Secret): read by name only to redact their values,
+        never required here (the kubelet reports those). Each Secret is read once, all at once (an edit's Ingress
+        waits for them)."""
         names = secret_names(refs, visible)
         read = await asyncio.gather(*(self._run(self.read_secret_sync, namespace, n) for n in names))
         return secret_check(refs, visible, dict(zip(names, read)))

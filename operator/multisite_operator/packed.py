@@ -60,6 +60,3 @@ class ExpandCache:
         else:
             self._specs.move_to_end(k)  # type: ignore[arg-type]
         return {**obj, "spec": found}
-
-    def clear(self) -> None:
-        self._specs.clear()

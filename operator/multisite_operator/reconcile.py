@@ -129,11 +129,12 @@ class Reconciler:
         observed = self.recent.merge((ns, name), {key(c): c for c in children})  # the cache may lag our writes
         stood_in = self.recent.expires_in((ns, name))  # a look again when what stood in for the cache expires
         plan = MODES[spec.mode].plan(spec, owner, old, observed, self.rendered)
-        kept = switch.handover_keeps(spec, plan.desired, children, observed)
-        routing_kept = routing_switch.keeps(spec, list(plan.desired.values()), children, observed)
+        kept = switch.handover_keeps(spec, plan.desired, children, observed)  # drops existing routing from it
+        desired = list(plan.desired.values())
+        routing_kept = routing_switch.keeps(spec, desired, children, observed)
 
         # 4. Apply what differs; children the API server or a node would refuse are reported, not retried blindly.
-        desired, memo = list(plan.desired.values()), self.rendered.memo(spec, owner)
+        memo = self.rendered.memo(spec, owner)
         if problems := limits.checked(desired, memo):
             return await self._blocked(project, old, cond.R_INVALID_SPEC, "; ".join(problems)[:1024], retry=None)
         changes = to_apply(desired, observed, memo.setdefault("compared", {}))
@@ -153,7 +154,7 @@ class Reconciler:
         current = {**observed, **{key(o): o for o in applied}}
 
         # 5. Prune children no longer desired (a Job writing to the database finishes first).
-        wanted = {key(d) for d in plan.desired.values()} | (kept or set()) | routing_kept
+        wanted = {key(d) for d in desired} | (kept or set()) | routing_kept
         stale = [c for c in children if key(c) not in wanted and not switch.must_finish(spec, c)
                  and controlled_by(c, owner.uid or "")]
         await self._prune(project, stale, current)
@@ -162,7 +163,7 @@ class Reconciler:
         facts = Facts(spec, owner, old, current, {key(o) for o in applied}, plan, sites=site_entries(spec),
                       known={int(s["id"]): s for s in old.get("knownSites") or []},
                       job_message=lambda job: self.failures.message(ns, name, job, secrets.values))
-        routed = routing_status.annotate(spec, facts.sites, list(plan.desired.values()), current, gateways or {},
+        routed = routing_status.annotate(spec, facts.sites, desired, current, gateways or {},
                                          routing_switch.note(spec, routing_kept))
         if certs is not None and certificates.wanted(spec) and await self.api.serves(*certificates.CERTIFICATES):
             certificates.annotate(spec, name, facts.sites, certs)
