@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -101,6 +102,20 @@ def running_operator(kubeconfig: str, namespaces: list[str], log: Path, extra: l
 def assert_no_traceback(log: str) -> None:
     """An operator that handles every failure on purpose never prints a Python traceback."""
     assert "Traceback (most recent call last)" not in log, log[log.index("Traceback"):][:3000]
+
+
+# Each log line starts with a timestamp whose milliseconds may read 403 (seen in CI: "09:50:42,403 WARNING").
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", re.MULTILINE)
+# A whole-word 403: the API server's random port may contain the digits too (seen: 127.0.0.1:53403).
+_DENIED = (r"\b403\b", "Forbidden", "forbidden", "Not enough permissions")
+
+
+def assert_no_permission_denied(log: str) -> None:
+    """The deployed RBAC must be enough: a refused request would be a silently missing feature in production."""
+    text = _TIMESTAMP.sub("", log)
+    for denied in _DENIED:
+        found = re.search(denied, text)
+        assert not found, text[max(0, found.start() - 500):][:1500]
 
 
 def metric(operator: OperatorProcess, name: str) -> float:
