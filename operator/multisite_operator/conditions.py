@@ -96,6 +96,19 @@ def transitions(old: list[Condition], new: list[Condition]) -> list[Condition]:
     return [c for c in new if previous.get(c["type"]) != (c["status"], c["reason"])]
 
 
+def worth_an_event(old: list[Condition], new: list[Condition]) -> list[Condition]:
+    """The transitions a person reading `kubectl events` needs: bad news, and good news that ends something else.
+
+    Not progress (a Job under way already has its MigrationStarted/PopulateStarted Event, and the condition says
+    the rest), not Progressing (it restates Ready), not a condition's first good state (Degraded=False on a new
+    project says nothing happened). Each Event is a write the API server stores for an hour: every transition made
+    17 of them per new project, 3400 in the 200-project start-up, two thirds of all the operator's writes.
+    """
+    previous = {c.get("type") for c in old or []}
+    return [c for c in transitions(old, new)
+            if c["type"] != PROGRESSING and not in_progress(c) and (not is_good(c) or c["type"] in previous)]
+
+
 def is_good(cond: Condition) -> bool:
     return GOOD.get(cond["type"], cond["status"]) == cond["status"]
 

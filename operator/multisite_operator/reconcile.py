@@ -245,9 +245,10 @@ class Reconciler:
         outcome.status_written = True
         outcome.writes += 1
         for change in cond.transitions(old.get("conditions") or [], status["conditions"]):
-            kind = "Normal" if cond.is_good(change) or cond.in_progress(change) else "Warning"
-            self.emit(project, kind, change["reason"], event_text(f"{change['type']}={change['status']}: {change['message']}"))
             metrics.count_job_result(change)
+        for change in cond.worth_an_event(old.get("conditions") or [], status["conditions"]):
+            kind = "Normal" if cond.is_good(change) else "Warning"
+            self.emit(project, kind, change["reason"], event_text(f"{change['type']}={change['status']}: {change['message']}"))
         self._report_orphans(project, old, status)
 
     def _report_started_jobs(self, project: Obj, spec: MultiSiteProjectSpec, jobs: list[Obj]) -> None:

@@ -54,3 +54,21 @@ def test_merge_keeps_transition_time_while_status_stays():
     assert again[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z" and again[0]["observedGeneration"] == 2
     flipped = cond.merge(first, [cond.condition("Ready", True, "Ready", "c")], 2)
     assert flipped[0]["lastTransitionTime"] != "2026-01-01T00:00:00Z"
+
+
+def test_events_are_bad_news_and_good_news_that_ends_something_else():
+    first_ready, first_degraded = cond.summary([POPULATING], "x")
+    progressing = cond.condition(cond.PROGRESSING, True, "Populating", "populating")
+    new = [first_ready, first_degraded, progressing]
+    # A new project: progress and a first good state are no news (the Job's own Event says what started).
+    assert cond.worth_an_event([], new) == []
+    ready, degraded = cond.summary([], "serving 3 domains of 3 sites")
+    done = [ready, degraded, cond.condition(cond.PROGRESSING, False, "Complete", "every child is up to date")]
+    assert [brief(c) for c in cond.worth_an_event(new, done)] == [("True", "Ready", "serving 3 domains of 3 sites")]
+    # A failure is always news, and so is its end.
+    failed = list(cond.summary([FAILED], "x"))
+    assert [c["reason"] for c in cond.worth_an_event(done, failed)] == ["PopulateFailed", "PopulateFailed"]
+    assert [(c["type"], c["reason"]) for c in cond.worth_an_event(failed, done[:2])] == [
+        ("Ready", "Ready"), ("Degraded", "AsExpected")]
+    # Unchanged conditions: nothing.
+    assert cond.worth_an_event(done, done) == []

@@ -141,6 +141,10 @@ def test_shared_new_project_migrates_then_populates_then_creates_the_web_deploym
     reconcile(r, cluster)
     assert cluster.ready() == ("True", "Ready")
     assert cluster.project["status"]["image"] == OLD
+    # `kubectl events` tells the story in five lines: what started, what succeeded, Ready (conditions.worth_an_event).
+    assert [(t, reason) for t, reason, _ in cluster.events] == [
+        ("Normal", "MigrationStarted"), ("Normal", "PopulateStarted"), ("Normal", "Succeeded"), ("Normal", "Succeeded"),
+        ("Normal", "Ready")]
 
 
 def test_shared_is_ready_only_when_rolled_out_and_populated_then_idle_writes_nothing():
