@@ -22,8 +22,9 @@ cannot make one strong. Values are never written anywhere; they stay in the oper
 
 How soon a rotation is noticed: the operator may not list or watch Secrets (least privilege; a watch would hold
 every Secret of the cluster in memory), so it GETs the referenced ones: when the generation changes, while the
-project is not Ready, and otherwise once every `--secret-recheck-seconds` per project (a timed reconcile); an
-ordinary reconcile of an unchanged Ready project reads none (zero API requests).
+project is held back by a problem (not Ready, and not merely migrating, populating or rolling out), and otherwise
+once every `--secret-recheck-seconds` per project (a timed reconcile); an ordinary reconcile of an unchanged Ready
+or progressing project reads none (zero API requests).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from .conditions import READY
+from .conditions import IN_PROGRESS, READY
 from .models import GROUP
 from .naming import COMPONENT_LABEL
 from .obj import Key, Obj
@@ -49,8 +50,10 @@ SECRETS_DIGEST = f"{GROUP}/secrets-digest"
 DATABASE_DIGEST = f"{GROUP}/database-digest"
 ITERATIONS = 10_000
 DEFAULT_RECHECK_SECONDS = 60.0
-# While a project is not Ready its Secrets are read again at most this often (a missing one: on every reconcile).
-# Reading on every reconcile cost two GETs per child event: ~3900 Secret GETs for 200 new projects (bench).
+# While a problem holds a project back its Secrets are read again at most this often (a missing one: on every
+# reconcile): fixing a Secret may be the cure. Reading on every reconcile cost two GETs per child event: ~3900
+# Secret GETs for 200 new projects (bench); every 5 s while not Ready still ~1000-1700, for projects only on their
+# way to Ready (migrating, populating, rolling out), whose Secrets were read at their generation's start.
 NOT_READY_RECHECK_SECONDS = 5.0
 Entry = tuple[str, str, str | None]  # (Secret name, key, value; None when the Secret or key is absent)
 
@@ -126,7 +129,7 @@ class _Read:
 
 class SecretChecks:
     """When the referenced Secrets are read, per project: on a new generation, on every reconcile while one is
-    missing, every NOT_READY_RECHECK_SECONDS while the project is not Ready, and otherwise at most once per
+    missing, every NOT_READY_RECHECK_SECONDS while a problem holds the project back, and otherwise at most once per
     `interval` seconds; every other reconcile reuses the last read (no request)."""
 
     def __init__(self, interval: float = DEFAULT_RECHECK_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
@@ -143,7 +146,7 @@ class SecretChecks:
         last = self._last.get((meta["namespace"], meta["name"]))
         age = self.clock() - last.at if last is not None else 0.0
         if last is None or (last.uid, last.generation) != (uid, generation) or last.check.missing \
-                or age >= self.interval or (age >= NOT_READY_RECHECK_SECONDS and not _ready(old_status, generation)):
+                or age >= self.interval or (age >= NOT_READY_RECHECK_SECONDS and not _on_track(old_status, generation)):
             at, check = self.clock(), await read()
             # PBKDF2 releases the GIL: in a worker thread it never holds up the event loop's other reconciles.
             found = None if not uid or check.missing else await asyncio.to_thread(digests, uid, database, check.entries)
@@ -166,8 +169,11 @@ class SecretChecks:
         self._last.clear()
 
 
-def _ready(status: Obj, generation: int | None) -> bool:
-    """Ready=True for this generation: only then may a reconcile trust the Secrets read before."""
+def _on_track(status: Obj, generation: int | None) -> bool:
+    """Ready=True for this generation, or on its way there (work under way, no failure): the Secrets read at the
+    generation's start still hold. Anything else (a failed Job, a crash loop, a blocked spec) may be fixed by a
+    Secret, so it is read again soon."""
     if status.get("observedGeneration") != generation:
         return False
-    return any(c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions") or [])
+    return any(c.get("type") == READY and (c.get("status") == "True" or c.get("reason") in IN_PROGRESS)
+               for c in status.get("conditions") or [])

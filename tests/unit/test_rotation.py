@@ -54,7 +54,7 @@ def test_an_unchanged_ready_project_reconciles_without_reading_a_secret():
     assert out.retry_after is not None and 0 < out.retry_after <= INTERVAL / 2, "a timed look is due at the interval"
 
 
-def test_secrets_are_read_again_after_the_interval_on_a_new_generation_and_while_not_ready():
+def test_secrets_are_read_again_after_the_interval_on_a_new_generation_and_soon_after_a_failure():
     from multisite_operator.rotation import NOT_READY_RECHECK_SECONDS
 
     cluster, r, clock = ready()
@@ -66,12 +66,20 @@ def test_secrets_are_read_again_after_the_interval_on_a_new_generation_and_while
     cluster.edit_spec(replicas=3)  # a new generation
     reconcile(r, cluster)
     assert secret_reads(cluster) == ["example-db", "example-storage"]
-    assert cluster.ready()[0] == "False"  # rolling out the new replica count
+    assert cluster.ready() == ("False", "RollingOut")
     reconcile(r, cluster)
     assert secret_reads(cluster) == [], "not Ready: not on every child event of the rollout"
     clock.now += NOT_READY_RECHECK_SECONDS
     reconcile(r, cluster)
-    assert secret_reads(cluster) == ["example-db", "example-storage"], "not Ready: looked at again every few seconds"
+    assert secret_reads(cluster) == [], "on its way to Ready: the Secrets read at the generation's start hold"
+    cluster.edit_spec(image="registry.example.com/example/web:2.0.0")
+    cluster.migrate(r, ok=False)
+    assert cluster.ready() == ("False", "MigrationFailed")
+    reconcile(r, cluster)
+    assert secret_reads(cluster) == []
+    clock.now += NOT_READY_RECHECK_SECONDS
+    reconcile(r, cluster)
+    assert secret_reads(cluster) == ["example-db", "example-storage"], "held back by a failure: looked at again soon"
 
 
 # --- what a rotation changes -------------------------------------------------------------------------------------
