@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from . import certificates, claims, metrics, pods, routing_status, tracing
+from . import certificates, claims, metrics, observe, pods, routing_status, tracing
 from .controller import CHILD_INDEXES, Controller
 from .events import EventPoster
 from .kube import KubeApi, load_api_client
@@ -169,6 +169,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
                 controller.indexes[name] = kwargs[name]
 
     # --- triggers -------------------------------------------------------------------------------------------------
+    read: dict[str, Any] = {}  # per child uid: what a reconcile reads of it, as of its last event (child_event)
     site_counts: dict[Key, int] = {}  # sites per project, for the gauge (summing specs on every event is quadratic)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
@@ -194,9 +195,18 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry)
     @kopf.on.event("batch", "v1", "jobs", labels=OURS, registry=registry)
     @kopf.on.event(*GATEWAY_API, "httproutes", labels=OURS, registry=registry)
-    async def child_event(namespace: str, labels: Any, body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+    async def child_event(namespace: str, labels: Any, body: kopf.Body, type: str | None, uid: str,
+                          **kwargs: Any) -> None:
         capture(kwargs)
         project = owning_project(body, labels)
+        if type == "DELETED":
+            read.pop(uid, None)
+        else:  # a status write of the Job or Deployment controller that changes nothing a reconcile reads: no trigger
+            view = observe.what_reconciles_read(body)
+            if view is not None:
+                if read.get(uid) == view:
+                    return
+                read[uid] = view
         if project:
             if type == "DELETED":
                 controller.child_deleted((namespace, project), body)
