@@ -46,19 +46,46 @@ def ingress_hosts(ingress: Mapping[str, Any]) -> set[str]:
     return {r["host"] for r in (ingress.get("spec") or {}).get("rules") or [] if r.get("host")}
 
 
+def route_hosts(route: Mapping[str, Any]) -> set[str]:
+    """The hostnames an HTTPRoute matches."""
+    return set((route.get("spec") or {}).get("hostnames") or [])
+
+
+def route_gateways(route: Mapping[str, Any], namespace: str) -> tuple[tuple[str, str], ...]:
+    """The Gateways (namespace, name) an HTTPRoute attaches to (parentRefs of kind Gateway, the default)."""
+    refs = (route.get("spec") or {}).get("parentRefs") or []
+    return tuple(sorted({(r.get("namespace") or namespace, r.get("name", "")) for r in refs
+                         if r.get("kind", "Gateway") == "Gateway"}))
+
+
+def project_gateways(project: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The Gateways a project's spec.gateway names; empty when it routes through an Ingress."""
+    namespace = (project.get("metadata") or {}).get("namespace", "")
+    return set(route_gateways({"spec": (project.get("spec") or {}).get("gateway") or {}}, namespace))
+
+
 def conflicts(specs: SpecCache, key: ProjectKey, project: Mapping[str, Any],
-              index: Mapping[str, Any] | None, foreign: Mapping[str, Any] | None = None) -> list[str]:
+              index: Mapping[str, Any] | None, foreign: Mapping[str, Any] | None = None,
+              routes: Mapping[str, Any] | None = None) -> list[str]:
     """Domains another project has the better claim on, or that an Ingress the operator does not manage already
-    routes, one message each (empty when `index` is not filled yet). A host the project serves already stays its
-    own even when a foreign Ingress lists it later: that Ingress is the second claim, and not ours to block."""
+    routes, or an HTTPRoute it does not manage on one of the project's Gateways (the Gateway API gives a hostname
+    to the oldest route, so ours would lose the traffic); one message each (empty when `index` is not filled yet).
+    A host the project serves already stays its own even when a foreign Ingress or HTTPRoute lists it later: that
+    is the second claim, and not ours to block."""
     if index is None:
         return []
     out = []
+    gateways = project_gateways(project) if routes else set()
     for host, mine in claims(project, specs.domains(dict(project))).items():
         routed = sorted(tuple(i) for i in (foreign or {}).get(host, []))
         if routed and mine[0] != 0:  # not served by the project yet
             out.append(f"domain {host} is already routed by Ingress {routed[0][0]}/{routed[0][1]}, which the "
                        "operator does not manage")
+            continue
+        taken = sorted(tuple(r[:2]) for r in (routes or {}).get(host, []) if gateways & set(map(tuple, r[2])))
+        if taken and mine[0] != 0:
+            out.append(f"domain {host} is already routed by HTTPRoute {taken[0][0]}/{taken[0][1]} on the same "
+                       "Gateway, which the operator does not manage")
             continue
         mine = (*mine[:2], *key)
         better = sorted(c for c in index.get(host, []) if tuple(c) < mine and tuple(c[2:]) != key)

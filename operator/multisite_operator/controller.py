@@ -225,7 +225,7 @@ class Controller:
 
     def conflicts(self, key: Key, project: dict[str, Any]) -> list[str]:
         return claims.conflicts(self.specs, key, project, self.indexes.get("domains_idx"),
-                                self.indexes.get("foreign_hosts_idx"))
+                                self.indexes.get("foreign_hosts_idx"), self.indexes.get("foreign_routes_idx"))
 
     def crashes(self, key: Key, children: list[dict[str, Any]]) -> list[str]:
         """Start-up crashes of pods running a Deployment's current template (pods.current_crashes)."""

@@ -26,8 +26,8 @@ from .reconcile import Reconciler
 
 Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
-INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "pull_problems_idx", "gateways_idx", "certificates_idx",
-           *CHILD_INDEXES)
+INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "foreign_routes_idx", "pull_problems_idx", "gateways_idx",
+           "certificates_idx", *CHILD_INDEXES)
 # The Gateway API: watched only where its CRDs are installed (kopf starts these watches when the CRDs appear).
 GATEWAY_API = ("gateway.networking.k8s.io", "v1")
 
@@ -120,6 +120,14 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         if owning_project(body, labels):
             return None
         return {host: (namespace, name) for host in claims.ingress_hosts(body)} or None
+
+    @kopf.index(*GATEWAY_API, "httproutes", registry=registry, id="foreign_routes_idx")
+    def foreign_routes_idx(body: kopf.Body, namespace: str, name: str, labels: Any, **_: Any) -> Any:
+        """Hostnames of HTTPRoutes the operator does not manage -> (namespace, name, their Gateways)."""
+        if owning_project(body, labels):
+            return None
+        gateways = claims.route_gateways(body, namespace)
+        return {host: (namespace, name, gateways) for host in claims.route_hosts(body)} or None
 
     def child(body: kopf.Body, namespace: str, labels: Any) -> dict[Key, dict[str, Any]] | None:
         project = owning_project(body, labels)
@@ -214,8 +222,11 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
 
     @kopf.on.event("networking.k8s.io", "v1", "ingresses", registry=registry,
                    when=lambda body, labels, **_: not owning_project(body, labels))
-    async def foreign_ingress_event(**kwargs: Any) -> None:
-        """An Ingress someone else manages changed or went: projects blocked on one of its hosts look again."""
+    @kopf.on.event(*GATEWAY_API, "httproutes", registry=registry,
+                   when=lambda body, labels, **_: not owning_project(body, labels))
+    async def foreign_routing_event(**kwargs: Any) -> None:
+        """An Ingress or HTTPRoute someone else manages changed or went: projects blocked on one of its hosts look
+        again."""
         capture(kwargs)
         for waiting in list(controller.in_conflict):
             asyncio.ensure_future(controller.trigger(waiting))

@@ -16,7 +16,14 @@ from kubernetes.client.rest import ApiException
 
 from harness.cluster import deployed_operator_kubeconfig, kubectl, private_control_plane, restricted_namespace
 from harness.operator_process import assert_no_permission_denied, assert_no_traceback, running_operator
-from harness.project import apply_example_secrets, create_project, example_project, get_project, wait_condition
+from harness.project import (
+    apply_example_secrets,
+    create_project,
+    example_project,
+    get_project,
+    patch_spec,
+    wait_condition,
+)
 from helpers import wait_for
 from ingress.traefik import GATEWAY_GROUP, install_gateway_crds
 
@@ -82,6 +89,27 @@ def test_gateway_project_waits_for_the_crds_then_converges_with_the_deployed_rba
             wait_condition(admin, ns, "example", "Routed", "True", timeout=30)
             table = kubectl(cp, "get", "msp", "-n", ns, check=True).stdout
             assert "DOMAINS" in table and " 5/5 " in table, table
+
+            # An HTTPRoute someone else made on the same Gateway holds a hostname (the Gateway API gives it to the
+            # oldest route): adding that host is refused naming the route, and goes through once the route is gone.
+            host = "legacy.example.org"
+            custom.create_namespaced_custom_object(GATEWAY_GROUP, "v1", ns, "httproutes", {
+                "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute", "metadata": {"name": "legacy"},
+                "spec": {"parentRefs": [{"name": "public", "sectionName": "web"}], "hostnames": [host],
+                         "rules": [{"backendRefs": [{"name": "legacy", "port": 80}]}]}})
+            sites = get_project(admin, ns, "example")["spec"]["sites"]
+            sites[0]["live"]["aliases"] = [*(sites[0]["live"].get("aliases") or []), host]
+            patch_spec(admin, ns, "example", {"sites": sites})
+            blocked = wait_condition(admin, ns, "example", "Ready", "False", timeout=30, reason="DomainConflict")
+            message = next(c for c in blocked["status"]["conditions"] if c["type"] == "Ready")["message"]
+            assert f"{host} is already routed by HTTPRoute {ns}/legacy on the same Gateway" in message, message
+            mine = f"example-site-{sites[0]['slug']}"
+            assert host not in custom.get_namespaced_custom_object(GATEWAY_GROUP, "v1", ns, "httproutes",
+                                                                   mine)["spec"]["hostnames"]
+            custom.delete_namespaced_custom_object(GATEWAY_GROUP, "v1", ns, "httproutes", "legacy")
+            wait_for(lambda: host in custom.get_namespaced_custom_object(GATEWAY_GROUP, "v1", ns, "httproutes",
+                                                                         mine)["spec"]["hostnames"],
+                     timeout=60, message=f"{host} in {mine} once the other route is gone")
             log = op.log()
             assert_no_permission_denied(log)
             assert_no_traceback(log)

@@ -86,3 +86,30 @@ def test_a_host_routed_by_an_ingress_the_operator_does_not_manage_is_a_conflict_
         "manage"]
     # The project served it first: the foreign Ingress came second and does not take the host away.
     assert claims.conflicts(specs, ("shop", "first"), serving(p), index_of(serving(p), specs=specs), foreign) == []
+
+
+def test_a_host_of_an_httproute_the_operator_does_not_manage_on_the_same_gateway_is_a_conflict_naming_it():
+    specs = SpecCache()
+    p = project("first", "2026-01-01T00:00:00Z", "u1")
+    p["spec"]["gateway"] = {"parentRefs": [{"name": "public", "sectionName": "web"}]}
+    p["spec"].pop("ingress", None)
+    host = "gh.example-stage.eu.aldryn.io"
+
+    def foreign(gateway_namespace: str | None) -> dict:
+        route = {"spec": {"hostnames": [host], "parentRefs": [{"name": "public", "namespace": gateway_namespace}]}}
+        return {h: [("web", "legacy", claims.route_gateways(route, "web"))] for h in claims.route_hosts(route)}
+
+    index = index_of(p, specs=specs)
+    ns = p["metadata"]["namespace"]
+    assert claims.conflicts(specs, (ns, "first"), p, index, None, foreign(ns)) == [
+        f"domain {host} is already routed by HTTPRoute web/legacy on the same Gateway, which the operator does not "
+        "manage"]
+    # Another Gateway (here public in the route's own namespace, web) routes other traffic: no conflict.
+    assert claims.conflicts(specs, (ns, "first"), p, index, None, foreign(None)) == []
+    # Served first: the foreign route came second and takes nothing away.
+    assert claims.conflicts(specs, (ns, "first"), serving(p), index_of(serving(p), specs=specs), None,
+                            foreign(ns)) == []
+    # A project routed by an Ingress is not on any Gateway.
+    ingress_routed = project("second", "2026-01-01T00:00:00Z", "u2")
+    assert claims.conflicts(specs, (ns, "second"), ingress_routed, index_of(ingress_routed, specs=specs), None,
+                            foreign(ns)) == []
