@@ -64,6 +64,16 @@ def project_gateways(project: Mapping[str, Any]) -> set[tuple[str, str]]:
     return set(route_gateways({"spec": (project.get("spec") or {}).get("gateway") or {}}, namespace))
 
 
+def _foreign_holder(host: str, ingresses: Mapping[str, Any], routes: Mapping[str, Any],
+                    gateways: set[tuple[str, str]]) -> str | None:
+    """The Ingress, else the HTTPRoute on one of `gateways`, that routes `host` (first by namespace/name)."""
+    if found := sorted(tuple(i[:2]) for i in ingresses.get(host, [])):
+        return f"Ingress {found[0][0]}/{found[0][1]}"
+    if found := sorted(tuple(r[:2]) for r in routes.get(host, []) if gateways & set(map(tuple, r[2]))):
+        return f"HTTPRoute {found[0][0]}/{found[0][1]} on the same Gateway"
+    return None
+
+
 def conflicts(specs: SpecCache, key: ProjectKey, project: Mapping[str, Any],
               index: Mapping[str, Any] | None, foreign: Mapping[str, Any] | None = None,
               routes: Mapping[str, Any] | None = None) -> list[str]:
@@ -77,15 +87,9 @@ def conflicts(specs: SpecCache, key: ProjectKey, project: Mapping[str, Any],
     out = []
     gateways = project_gateways(project) if routes else set()
     for host, mine in claims(project, specs.domains(dict(project))).items():
-        routed = sorted(tuple(i) for i in (foreign or {}).get(host, []))
-        if routed and mine[0] != 0:  # not served by the project yet
-            out.append(f"domain {host} is already routed by Ingress {routed[0][0]}/{routed[0][1]}, which the "
-                       "operator does not manage")
-            continue
-        taken = sorted(tuple(r[:2]) for r in (routes or {}).get(host, []) if gateways & set(map(tuple, r[2])))
-        if taken and mine[0] != 0:
-            out.append(f"domain {host} is already routed by HTTPRoute {taken[0][0]}/{taken[0][1]} on the same "
-                       "Gateway, which the operator does not manage")
+        held = _foreign_holder(host, foreign or {}, routes or {}, gateways) if mine[0] != 0 else None
+        if held:  # not served by the project yet, and routed by someone else
+            out.append(f"domain {host} is already routed by {held}, which the operator does not manage")
             continue
         mine = (*mine[:2], *key)
         better = sorted(c for c in index.get(host, []) if tuple(c) < mine and tuple(c[2:]) != key)

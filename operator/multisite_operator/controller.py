@@ -235,11 +235,8 @@ class Controller:
     def gateways(self, project: dict[str, Any]) -> dict[Key, dict[str, Any]]:
         """The Gateways the project's spec.gateway names, as cached (only their listeners), for routing status."""
         index = self.indexes.get("gateways_idx") or {}
-        ns = project["metadata"]["namespace"]
-        refs = ((project.get("spec") or {}).get("gateway") or {}).get("parentRefs") or []
         out = {}
-        for ref in refs:
-            k = (ref.get("namespace") or ns, ref.get("name"))
+        for k in claims.project_gateways(project):
             found = list(index.get(k, []))
             if found:
                 out[k] = found[0]

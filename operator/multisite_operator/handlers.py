@@ -237,8 +237,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         capture(kwargs)
         for key, store in list((controller.indexes.get("projects_idx") or {}).items()):
             for project in store:
-                refs = ((unpack(project.get("spec")) or {}).get("gateway") or {}).get("parentRefs") or []
-                if any((r.get("namespace") or key[0], r.get("name")) == (namespace, name) for r in refs):
+                if (namespace, name) in claims.project_gateways({**project, "spec": unpack(project.get("spec"))}):
                     asyncio.ensure_future(controller.trigger(key))
 
     @kopf.on.event("cert-manager.io", "v1", "certificates", registry=registry)
