@@ -213,14 +213,15 @@ class Reconciler:
     def _old(self, project: Obj) -> Obj:
         """The project's last status: the one we wrote while the cache has not caught up with our own writes yet
         (the project still has a resourceVersion one of our patches replaced or returned since the cache last
-        showed something else); any other resourceVersion means someone else wrote (another leader, a person),
-        and the cluster knows better."""
+        showed something else, or a write of ours is still in flight: the watch may deliver it before the PATCH's
+        answer names its version, and our write lands on top of any other anyway); any other resourceVersion
+        means someone else wrote (another leader, a person), and the cluster knows better."""
         meta = project["metadata"]
         memo = (meta["namespace"], meta["name"], meta.get("uid"))
         written = self._written.get(memo)
         if written is None:
             return dict(project.get("status") or {})
-        if meta.get("resourceVersion") not in written[1]:
+        if meta.get("resourceVersion") not in written[1] and not self.status.in_flight(memo[:2]):
             del self._written[memo]
             return dict(project.get("status") or {})
         return unpack(written[0])

@@ -614,3 +614,38 @@ def test_an_image_roll_waits_for_caches_that_lag_the_cluster():
     cluster.objects[("Deployment", "example-site-de")]["metadata"]["annotations"]["multisite.dev/image"] = OLD
     reconcile(r, cluster)  # caches current: the roll goes ahead
     assert images(cluster) == {NEW}
+
+
+def test_the_cache_delivering_a_write_whose_answer_is_still_on_its_way_repeats_no_event():
+    """The watch can deliver our status write before the PATCH's own answer (with its resourceVersion) is read: a
+    version the memo does not know yet, while a write is in flight, is ours; the conditions already announced
+    against the newer status are not announced again (CI saw Ready posted twice)."""
+    cluster, _ = setup()
+    answered = asyncio.Event()
+    write = cluster.patch_status
+
+    async def answer_late(namespace: str, name: str, status: dict) -> str:
+        version = await write(namespace, name, status)  # stored, and the watch may show it from now on
+        await answered.wait()
+        return version
+
+    cluster.patch_status = answer_late  # type: ignore[method-assign]
+    r = Reconciler(cluster, cluster.emit)
+
+    async def scenario() -> None:
+        first = copy.deepcopy(cluster.project)  # rv 1
+        await r.reconcile(copy.deepcopy(first), cluster.children())  # Migrating, written as rv 2, answer pending
+        await asyncio.sleep(0)
+        [job] = cluster.named("Job")
+        cluster.finish(job)
+        await r.reconcile(copy.deepcopy(first), cluster.children())  # Migrated: waits behind the first write
+        events = list(cluster.events)
+        delivered = copy.deepcopy(cluster.project)  # rv 2, our first write, before its answer is read
+        assert delivered["metadata"]["resourceVersion"] == "2"
+        await r.reconcile(delivered, cluster.children())
+        assert cluster.events == events, cluster.events[len(events):]
+        answered.set()
+        await r.flush()
+
+    asyncio.run(scenario())
+    assert cluster.condition("Migrated")["status"] == "True"
