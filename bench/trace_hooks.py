@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -95,6 +96,38 @@ def _holders() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _retainers(tracemalloc: Any) -> str:
+    """Who keeps the objects decoded from watch events alive: for each such container, the nearest referrer that
+    was not decoded from a watch event, by the line that allocated it (or its type)."""
+    import gc
+    from collections import Counter
+
+    def origin(obj: object) -> str:
+        tb = tracemalloc.get_object_traceback(obj)
+        if tb is None:
+            return type(obj).__name__
+        frames = [fr for fr in tb if "json" not in fr.filename]
+        fr = (frames or list(tb))[-1]
+        return f"{type(obj).__name__} {fr.filename.rsplit('/', 2)[-1]}:{fr.lineno}"
+
+    everything = gc.get_objects()
+    decoded = {id(o): o for o in everything if isinstance(o, (dict, list))
+               and "watching.py" in "".join(str(fr.filename) for fr in (tracemalloc.get_object_traceback(o) or []))}
+    roots: Counter[str] = Counter()
+    sizes: Counter[str] = Counter()
+    for holder in everything:  # one pass: each object's referents, instead of get_referrers per object
+        if id(holder) in decoded or holder is decoded:
+            continue
+        held = [o for o in gc.get_referents(holder) if id(o) in decoded]
+        if held:
+            key = origin(holder)
+            roots[key] += len(held)
+            sizes[key] += sum(sys.getsizeof(o) for o in held)
+    lines = [f"watch-decoded containers alive: {len(decoded)}; outermost holders (count, shallow bytes of held):"]
+    lines += [f"{roots[k]:8d} {sizes[k] / 1e6:7.2f} MB  {k}" for k, _ in roots.most_common(25)]
+    return "\n".join(lines)
+
+
 def _tracemalloc(path: str) -> None:
     """Python-level allocations by line, written on SIGUSR1 (tracemalloc itself costs memory and time)."""
     import signal
@@ -115,6 +148,7 @@ def _tracemalloc(path: str) -> None:
                 f.write(f"{stat.size / 1e6:8.2f} MB  {stat.count:8d}  {stat.traceback}\n")
             for stat in snap.statistics("traceback")[:12]:
                 f.write(f"\n{stat.size / 1e6:8.2f} MB  {stat.count:8d}\n  " + "\n  ".join(stat.traceback.format()))
+            f.write("\n\n" + _retainers(tracemalloc) + "\n")
 
     signal.signal(signal.SIGUSR1, dump)
 

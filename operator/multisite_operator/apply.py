@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from kubernetes.utils.quantity import parse_quantity
-
 from .obj import Obj
+from .quantity import parse_quantity
 
 APPLY_CONCURRENCY = 16
 # The order requests start in: Jobs (the migration gates every web pod, and a Job is the slowest child to finish:

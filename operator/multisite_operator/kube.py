@@ -1,11 +1,14 @@
 """The only module that talks to the Kubernetes API: server-side apply, delete, status patch, secret checks, Leases.
 
-Calls go through the official client's ApiClient in worker threads of the KubeApi's own pool (API_THREADS; not
-asyncio's default executor, which has min(32, cores + 4) threads, 6 on two cores, and is shared with kopf), so the
-kopf event loop never blocks and the controller's RECONCILE_WORKERS never queue behind a pool smaller than
-themselves. Every
+Calls go through one urllib3 pool in worker threads of the KubeApi's own pool (API_THREADS; not asyncio's default
+executor, which has min(32, cores + 4) threads, 6 on two cores, and is shared with kopf), so the kopf event loop
+never blocks and the controller's RECONCILE_WORKERS never queue behind a pool smaller than themselves. Every
 write retries 409 Conflict, 429 and 5xx with a short backoff: a flaky or restarting API server costs latency, not a
 lost change.
+
+Credentials are kopf's (`credentials()`: the pod's service account, else the kubeconfig), shared with kopf's own
+watches. The official `kubernetes` client is not used: every request here is a plain JSON call on a known path, and
+the client cost ~9 MB of the operator's memory (65 -> 56 MB at start) and half of the image (316 -> 184 MB).
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ import base64
 import functools
 import json
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+import kopf
 import urllib3
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from . import metrics, tracing
 from .models import GROUP, PLURAL, VERSION
@@ -48,21 +53,71 @@ SERVED_RECHECK_SECONDS = 60
 # each of which sends at most a few requests at a time. Measured (bench/ANALYSIS.md): 16 reconciles on 16 threads
 # keep the start-up of 200 projects as fast as unbounded concurrency at a far lower peak memory.
 API_THREADS = 16
+TIMEOUT = urllib3.Timeout(connect=5, read=30)
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 T = TypeVar("T")
 
 
-def load_api_client() -> client.ApiClient:
-    """In-cluster credentials in a pod, else the kubeconfig ($KUBECONFIG): what `multisite-operator run` acts as."""
-    from kubernetes import config
+class ApiError(Exception):
+    """An HTTP error answer of the API server; `body` is its Status object as text (see api_message)."""
 
-    configuration = client.Configuration()
-    # One pooled connection per API thread: urllib3 would otherwise open and discard extra ones (default cores*5).
-    configuration.connection_pool_maxsize = API_THREADS
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
+    def __init__(self, status: int, reason: str = "", body: str = "") -> None:
+        super().__init__(f"({status}) {reason}")
+        self.status, self.reason, self.body = status, reason, body
+
+
+def credentials(**_: Any) -> kopf.ConnectionInfo:
+    """In a pod, its service account (the API server's address from the environment, as client-go reads it, and
+    the token file, which the kubelet rotates: read again by every call of this); else $KUBECONFIG or
+    ~/.kube/config through kopf's reader (certificates, tokens, basic auth; not exec plugins). kopf's login
+    handler returns the same, so kopf's watches and KubeApi act as one identity."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    token = os.path.join(SERVICE_ACCOUNT, "token")
+    if host and port and os.path.exists(token):
+        with open(token, encoding="utf-8") as f:
+            bearer = f.read().strip()
+        ca = os.path.join(SERVICE_ACCOUNT, "ca.crt")
+        return kopf.ConnectionInfo(server=f"https://{f'[{host}]' if ':' in host else host}:{port}",
+                                   ca_path=ca if os.path.exists(ca) else None, token=bearer)
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    if info is None:
+        raise kopf.LoginError("no service account token and no kubeconfig ($KUBECONFIG or ~/.kube/config)")
+    if not (info.token or info.certificate_path or info.certificate_data or info.username):
+        raise kopf.LoginError("the kubeconfig's current user has no token, client certificate or password; the "
+                              "operator does not run exec or auth-provider plugins: give it a token (e.g. "
+                              "`kubectl create token`) or run it in the cluster with its service account")
+    return info
+
+
+class Connection:
+    """One urllib3 pool to the API server (thread-safe; API_THREADS connections kept alive) and the headers that
+    authenticate; `renew` builds both again from fresh credentials (a 401 after the token file was rotated)."""
+
+    def __init__(self, info: kopf.ConnectionInfo | Callable[[], kopf.ConnectionInfo], *,
+                 maxsize: int = API_THREADS) -> None:
+        self._load = info if callable(info) else (lambda: info)
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+        self._connect(self._load())
+
+    def _connect(self, info: kopf.ConnectionInfo) -> None:
+        self.server = (info.server or "").rstrip("/")
+        self.headers = info.as_http_headers()
+        tls = {"ssl_context": info.as_ssl_context()} if self.server.startswith("https:") else {}
+        if info.proxy_url:
+            self.pool: urllib3.PoolManager = urllib3.ProxyManager(info.proxy_url, maxsize=self._maxsize, **tls)
+        else:
+            self.pool = urllib3.PoolManager(maxsize=self._maxsize, **tls)
+
+    def renew(self) -> None:
+        with self._lock:
+            self._connect(self._load())
+
+    def request(self, method: str, path: str, *, query: list | None, headers: dict[str, str],
+                body: bytes | None) -> urllib3.BaseHTTPResponse:
+        url = self.server + path + (f"?{urlencode(query)}" if query else "")
+        return self.pool.request(method, url, body=body, headers={**self.headers, **headers}, retries=False,
+                                 timeout=TIMEOUT)
 
 
 def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -117,9 +172,9 @@ class KubeApi:
     whose lease has expired sends nothing, however far into a reconcile it is. `counts_writes` is False for the
     Lease client, whose renewals are not the reconciles' writes."""
 
-    def __init__(self, api_client: client.ApiClient, *, attempts: int = 6, guard: Callable[[], None] | None = None,
+    def __init__(self, connection: Connection, *, attempts: int = 6, guard: Callable[[], None] | None = None,
                  counts_writes: bool = True, threads: int = API_THREADS) -> None:
-        self.api = api_client
+        self.connection = connection
         self.attempts = attempts
         self.guard = guard
         self.counts_writes = counts_writes
@@ -137,9 +192,10 @@ class KubeApi:
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
-        delay = 0.1
+        delay, renewed, attempt = 0.1, False, 0
         write = method != "GET"
-        for attempt in range(self.attempts):
+        while True:
+            attempt += 1
             if write and self.guard is not None:
                 self.guard()  # raises when this replica may no longer write (checked again before each retry)
             if write and self.counts_writes:
@@ -148,13 +204,16 @@ class KubeApi:
             tracer, t0 = tracing.current(), time.monotonic()
             try:
                 return json.loads(self._raw(method, path, query=query, headers=headers, body=body) or b"null")
-            except ApiException as exc:
-                if exc.status not in RETRYABLE or attempt == self.attempts - 1:
+            except ApiError as exc:
+                if exc.status == 401 and not renewed:  # the service account token was rotated: read it again
+                    self.connection.renew()
+                    renewed, attempt = True, attempt - 1  # once, and not counted as an attempt
+                    continue
+                if exc.status not in RETRYABLE or attempt >= self.attempts:
                     raise
                 log.info("retrying %s %s after HTTP %s", method, path, exc.status)
             except (OSError, urllib3.exceptions.HTTPError) as exc:  # refused/reset while the API server restarts
-                # urllib3 wraps a refused connection in MaxRetryError, which is no OSError.
-                if attempt == self.attempts - 1:
+                if attempt >= self.attempts:
                     raise
                 log.info("retrying %s %s after %s", method, path, type(exc).__name__)
             finally:
@@ -162,18 +221,16 @@ class KubeApi:
                     tracer.request(method, path, t0, time.monotonic())
             time.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, 3.0)
-        raise AssertionError("unreachable")
 
     def _raw(self, method: str, path: str, *, query: list | None, headers: dict[str, str], body: Any = None) -> bytes:
-        """One request through the client's own auth, TLS and proxy settings; HTTP errors raise ApiException."""
-        m, url, hdrs, data, post = self.api.param_serialize(
-            method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
-        )
-        response = self.api.call_api(m, url, header_params=hdrs, body=data, post_params=post, _request_timeout=(5, 30))
-        content = response.read()
+        """One request; an HTTP error answer raises ApiError."""
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        if data is not None:
+            headers = {"Content-Type": "application/json", **headers}
+        response = self.connection.request(method, path, query=query, headers=headers, body=data)
         if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason, body=content.decode(errors="replace"))
-        return content
+            raise ApiError(response.status, response.reason or "", response.data.decode(errors="replace"))
+        return response.data
 
     # --- writes -------------------------------------------------------------------------------------------
     def apply_sync(self, obj: Obj) -> Obj:
@@ -189,7 +246,7 @@ class KubeApi:
         try:
             self._call(object_path(api_version, kind, namespace, name), "DELETE",
                        body={"propagationPolicy": "Background"})
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             return False
@@ -200,7 +257,7 @@ class KubeApi:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         try:
             out = self._call(path, "PATCH", body={"status": status}, content_type="application/merge-patch+json")
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:  # the project was deleted meanwhile: nothing to report on
                 raise
             return None
@@ -215,7 +272,7 @@ class KubeApi:
         """One object of a managed kind by name, None when there is none (read before creating a child)."""
         try:
             return self._call(object_path(api_version, kind, namespace, name), "GET")
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             return None
@@ -225,7 +282,7 @@ class KubeApi:
         metrics.SECRET_READS.inc()
         try:
             return self._call(f"/api/v1/namespaces/{namespace}/secrets/{name}", "GET")
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             return None
@@ -248,7 +305,7 @@ class KubeApi:
                                  headers={"Accept": "text/plain"}).decode(errors="replace").strip()
                 if text:
                     return text
-            except ApiException:
+            except ApiError:
                 pass
         return ""
 
@@ -270,7 +327,7 @@ class KubeApi:
             return known[0]
         try:
             found = self._call(f"/apis/{group_version}", "GET")
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             found = None
@@ -285,11 +342,11 @@ class KubeApi:
         return f"{path}/{name}" if name else path
 
     def get_lease(self, namespace: str, name: str) -> Obj:
-        """The Lease; ApiException 404 when there is none yet."""
+        """The Lease; ApiError 404 when there is none yet."""
         return self._call(self.lease_path(namespace, name), "GET")
 
     def create_lease(self, namespace: str, body: Obj) -> Obj:
-        """ApiException 409 when another replica created it first."""
+        """ApiError 409 when another replica created it first."""
         return self._call(self.lease_path(namespace), "POST", body=body)
 
     def replace_lease(self, namespace: str, name: str, body: Obj) -> Obj:
@@ -336,7 +393,7 @@ def _decode(value: str) -> str:
     return base64.b64decode(value).decode(errors="replace")
 
 
-def api_message(exc: ApiException) -> str:
+def api_message(exc: ApiError) -> str:
     """The Status message of an API error (what kubectl would print), else its body."""
     try:
         return str(json.loads(exc.body or "")["message"])

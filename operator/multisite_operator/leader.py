@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from kubernetes.client.rest import ApiException
 
 from . import metrics
-from .kube import KubeApi
+from .kube import ApiError, KubeApi
 
 log = logging.getLogger(__name__)
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -101,7 +100,7 @@ class LeaderElector:
         now = micro_time()
         try:
             lease = self.api.get_lease(c.namespace, c.name)
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             body = {
@@ -113,7 +112,7 @@ class LeaderElector:
             }
             try:
                 self._lease = self.api.create_lease(c.namespace, body)
-            except ApiException as exc2:
+            except ApiError as exc2:
                 if exc2.status == 409:  # another replica created it first
                     return False
                 raise
@@ -138,7 +137,7 @@ class LeaderElector:
         body = {**lease, "spec": new_spec}  # carries metadata.resourceVersion: a concurrent write makes this a 409
         try:
             self._lease = self.api.replace_lease(c.namespace, c.name, body)
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 409:
                 return False
             raise

@@ -1,4 +1,4 @@
-"""Specs kept as compact JSON text in the long-lived informer caches, expanded only while a reconcile reads them.
+"""Specs (and project statuses) kept as compact JSON text in the long-lived informer caches, expanded only while a reconcile reads them.
 
 The kopf indexes hold every project and child for the operator's lifetime. As Python dicts their specs took most of
 that memory (~23-25 MB for 200 projects x 20 sites, bench/ANALYSIS.md): a dict of strings costs several times its
@@ -28,9 +28,10 @@ def unpack(value: Any) -> Any:
 
 
 def expand(obj: Obj) -> Obj:
-    """The object as the API server sent it (its spec a dict again); a new dict, the cached one stays packed."""
-    spec = obj.get("spec")
-    return {**obj, "spec": unpack(spec)} if isinstance(spec, Packed) else obj
+    """The object as the API server sent it (its spec and status dicts again); a new dict, the cached one stays
+    packed."""
+    packed = {k: unpack(v) for k in ("spec", "status") if isinstance(v := obj.get(k), Packed)}
+    return {**obj, **packed} if packed else obj
 
 
 class ExpandCache:

@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from . import conditions as cond
 from . import certificates, limits, metrics, pods, rotation, routing_status, routing_switch
 from .apply import R_NOT_OWNED, apply_all, controlled_by, not_owned, not_owned_message, to_apply
-from .kube import KubeApi, api_message
+from .kube import ApiError, KubeApi, api_message
 from .modes import Facts, Report, gate, multi, shared, switch
 from .models import MultiSiteProjectSpec
 from .naming import COMPONENT_LABEL
@@ -144,7 +143,7 @@ class Reconciler:
             return Outcome(status=old, retry_after=1)  # an image roll waits for caches that lag the cluster
         try:
             applied = await apply_all(self.api, changes)
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 422:
                 raise
             message = redact(f"the API server rejected a child: {api_message(exc)}", secrets.values)[:1024]

@@ -9,11 +9,10 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import kopf
 import pytest
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-from multisite_operator.kube import KubeApi
+from multisite_operator.kube import ApiError, Connection, KubeApi
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",
@@ -30,6 +29,7 @@ class FakeApiServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.statuses = list(statuses)
         self.requests: list[tuple[str, str, dict]] = []
+        self.headers: list[dict[str, str]] = []
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -39,6 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"null")
         self.server.requests.append((self.command, self.path, body))
+        self.server.headers.append(dict(self.headers))
         status = self.server.statuses.pop(0) if self.server.statuses else 200
         payload = DEPLOYMENT if status == 200 else {
             "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status,
@@ -69,10 +70,12 @@ def _server(statuses: list[int]) -> Iterator[FakeApiServer]:
         server.server_close()
 
 
+def connection(port: int) -> Connection:
+    return Connection(kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}", token="t0ken"))
+
+
 def _api(port: int, attempts: int = 6) -> KubeApi:
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{port}"
-    return KubeApi(client.ApiClient(configuration), attempts=attempts)
+    return KubeApi(connection(port), attempts=attempts)
 
 
 @pytest.fixture
@@ -100,14 +103,14 @@ def test_overload_and_server_errors_are_retried(status: int):
 def test_client_errors_are_not_retried(status: int):
     """A rejected or forbidden write will not succeed by repeating it: it surfaces at once."""
     for server in _server([status, 200]):
-        with pytest.raises(ApiException) as err:
+        with pytest.raises(ApiError) as err:
             _api(server.server_address[1]).apply_sync(DEPLOYMENT)
         assert err.value.status == status and len(server.requests) == 1
 
 
 def test_persistent_conflict_gives_up_after_the_attempts():
     for server in _server([409] * 10):
-        with pytest.raises(ApiException) as err:
+        with pytest.raises(ApiError) as err:
             _api(server.server_address[1], attempts=3).apply_sync(DEPLOYMENT)
         assert err.value.status == 409 and len(server.requests) == 3
 
@@ -141,3 +144,54 @@ def test_refused_connection_is_retried_until_the_server_is_back():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_requests_carry_the_credentials_and_say_what_their_body_is(conflict_then_ok: FakeApiServer):
+    api = _api(conflict_then_ok.server_address[1])
+    api.apply_sync(DEPLOYMENT)
+    api.create_event_sync("ns", {"kind": "Event"})
+    sent = conflict_then_ok.headers
+    assert {h["Authorization"] for h in sent} == {"Bearer t0ken"}
+    assert [h["Content-Type"] for h in sent] == ["application/apply-patch+yaml"] * 3 + ["application/json"]
+
+
+def test_a_rotated_token_is_read_again_after_a_401():
+    """The kubelet rotates a pod's service account token file: the first 401 makes KubeApi load its credentials
+    again (kube.credentials reads the file on every call) and repeat the request once."""
+    tokens = iter(["expired", "fresh"])
+    for server in _server([401, 200]):
+        port = server.server_address[1]
+        api = KubeApi(Connection(lambda: kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}", token=next(tokens))))
+        assert api.get_sync("apps/v1", "Deployment", "ns", "web")["metadata"]["name"] == "web"
+        assert [h["Authorization"] for h in server.headers] == ["Bearer expired", "Bearer fresh"]
+    for server in _server([401, 401, 200]):
+        with pytest.raises(ApiError) as err:  # a second 401 is an answer: these credentials are not allowed
+            KubeApi(connection(server.server_address[1])).get_sync("apps/v1", "Deployment", "ns", "web")
+        assert err.value.status == 401 and len(server.requests) == 2
+
+
+def test_credentials_come_from_the_service_account_in_a_pod_else_the_kubeconfig(tmp_path, monkeypatch):
+    from multisite_operator import kube
+
+    account = tmp_path / "sa"
+    account.mkdir()
+    (account / "token").write_text("sa-token\n")
+    monkeypatch.setattr(kube, "SERVICE_ACCOUNT", str(account))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    info = kube.credentials()
+    assert (info.server, info.token, info.ca_path) == ("https://[fd00::1]:6443", "sa-token", None)
+    (account / "token").write_text("rotated")
+    assert kube.credentials().token == "rotated", "read again on every call: the kubelet rotates it"
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    config = tmp_path / "kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    context = {"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+               "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443"}}]}
+    config.write_text(json.dumps({**context, "users": [{"name": "u", "user": {"token": "kc-token"}}]}))
+    assert (kube.credentials().server, kube.credentials().token) == ("https://127.0.0.1:6443", "kc-token")
+    exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "aws"}}
+    config.write_text(json.dumps({**context, "users": [{"name": "u", "user": exec_user}]}))
+    with pytest.raises(kopf.LoginError, match="does not run exec"):
+        kube.credentials()

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from multisite_operator.controller import Controller
 from multisite_operator.events import EventPoster, event_body
@@ -18,7 +17,7 @@ from multisite_operator.kube import KubeApi
 from multisite_operator.leader import LeaderElector, LeaseConfig, NotLeader
 from multisite_operator.reconcile import Outcome
 
-from test_kube_retry import DEPLOYMENT, FakeApiServer, _server
+from test_kube_retry import DEPLOYMENT, FakeApiServer, _server, connection
 
 KEY = ("shop", "example")
 PROJECT = {"apiVersion": "multisite.dev/v1alpha1", "kind": "MultiSiteProject",
@@ -50,10 +49,8 @@ def server() -> Iterator[FakeApiServer]:
 
 
 def test_a_refused_write_is_never_sent_and_reads_are_not_guarded(server: FakeApiServer):
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
     e = elector()
-    api = KubeApi(client.ApiClient(configuration), guard=e.check)
+    api = KubeApi(connection(server.server_address[1]), guard=e.check)
     with pytest.raises(NotLeader):
         api.apply_sync(DEPLOYMENT)
     with pytest.raises(NotLeader):
@@ -117,9 +114,7 @@ def test_a_reconcile_refused_for_want_of_the_lease_is_not_an_error_retried_with_
 
 def test_events_are_posted_outside_any_kopf_handler(server: FakeApiServer):
     """The LookupError of issue 14 item 4 came from kopf.event outside kopf's context: this runs with none."""
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    poster = EventPoster(KubeApi(client.ApiClient(configuration)), instance="pod-1")
+    poster = EventPoster(KubeApi(connection(server.server_address[1])), instance="pod-1")
 
     async def scenario() -> None:
         poster(PROJECT, "Normal", "PopulateStarted", "é" * 1000)  # 2000 bytes: cut to the API's 1024

@@ -48,9 +48,13 @@ def test_the_reconcile_gets_expanded_objects():
             seen.append((project, children))
             return Outcome()
 
+    status = {"observedGeneration": 1, "sites": [{"slug": "de", "domains": ["shop.example.de"]}]}
     project = {"apiVersion": "multisite.dev/v1alpha1", "kind": "MultiSiteProject",
-               "metadata": {"name": "example", "namespace": "shop", "uid": "u", "generation": 1}, "spec": {"sites": []}}
-    c = Controller(reconciler=Rec(), indexes={"projects_idx": {KEY: [slim(project)]},  # type: ignore[arg-type]
+               "metadata": {"name": "example", "namespace": "shop", "uid": "u", "generation": 1}, "spec": {"sites": []},
+               "status": status}
+    kept = slim(project, pack_status=True)  # as projects_idx keeps it: a project's status is text too
+    assert isinstance(kept["status"], Packed)
+    c = Controller(reconciler=Rec(), indexes={"projects_idx": {KEY: [kept]},  # type: ignore[arg-type]
                                               "deployments_idx": {KEY: [slim(DEPLOYMENT)]}})
 
     async def scenario() -> None:
@@ -59,7 +63,8 @@ def test_the_reconcile_gets_expanded_objects():
 
     asyncio.run(scenario())
     (got_project, children), = seen
-    assert got_project["spec"] == {"sites": []} and children[0]["spec"] == DEPLOYMENT["spec"]
+    assert got_project["spec"] == {"sites": []} and got_project["status"] == status
+    assert children[0]["spec"] == DEPLOYMENT["spec"] and children[0]["status"] == DEPLOYMENT["status"]
 
 
 def test_expanded_specs_are_reused_only_for_the_same_resource_version():

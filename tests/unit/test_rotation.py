@@ -198,9 +198,7 @@ def test_digests_depend_on_the_project_and_on_every_value():
 def test_check_secrets_lists_every_value_the_pods_read_and_what_is_absent():
     import base64
 
-    from kubernetes.client.rest import ApiException
-
-    from multisite_operator.kube import KubeApi
+    from multisite_operator.kube import ApiError, KubeApi
 
     stored = {"db": {"DATABASE_URL": "postgres://u:p@h/d"}, "extra": {"A": "1", "B": "2"}}
 
@@ -208,7 +206,7 @@ def test_check_secrets_lists_every_value_the_pods_read_and_what_is_absent():
         def _call(self, path: str, method: str, **_: object) -> object:
             name = path.rsplit("/", 1)[-1]
             if name not in stored:
-                raise ApiException(status=404)
+                raise ApiError(404)
             return {"data": {k: base64.b64encode(v.encode()).decode() for k, v in stored[name].items()}}
 
     import asyncio
