@@ -106,16 +106,18 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
             tracer.configure(settings)
 
     # --- indexes: the informer caches reconciles read; kopf passes each to handlers as a kwarg named by its id --
+    # All `async def`, though none awaits: kopf runs a plain `def` handler in its thread pool, one hop per watch
+    # event and index (a few microseconds of work each, behind a thread switch and the GIL); these run inline.
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="projects_idx")
-    def projects_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[Key, dict[str, Any]]:
+    async def projects_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[Key, dict[str, Any]]:
         return {(namespace, name): slim(body, pack_status=True)}
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="domains_idx")
-    def domains_idx(body: kopf.Body, **_: Any) -> dict[str, claims.Claim]:
+    async def domains_idx(body: kopf.Body, **_: Any) -> dict[str, claims.Claim]:
         return claims.claimed_domains(controller.specs, body)
 
     @kopf.index("networking.k8s.io", "v1", "ingresses", registry=registry, id="foreign_hosts_idx")
-    def foreign_hosts_idx(body: kopf.Body, namespace: str, name: str, labels: Any, **_: Any) -> Any:
+    async def foreign_hosts_idx(body: kopf.Body, namespace: str, name: str, labels: Any, **_: Any) -> Any:
         """Hosts routed by Ingresses the operator does not manage (host -> namespace/name): a project asking for
         one of them is the second claim (claims.conflicts). Only hosts are kept, not the Ingresses."""
         if owning_project(body, labels):
@@ -123,7 +125,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         return {host: (namespace, name) for host in claims.ingress_hosts(body)} or None
 
     @kopf.index(*GATEWAY_API, "httproutes", registry=registry, id="foreign_routes_idx")
-    def foreign_routes_idx(body: kopf.Body, namespace: str, name: str, labels: Any, **_: Any) -> Any:
+    async def foreign_routes_idx(body: kopf.Body, namespace: str, name: str, labels: Any, **_: Any) -> Any:
         """Hostnames of HTTPRoutes the operator does not manage -> (namespace, name, their Gateways)."""
         if owning_project(body, labels):
             return None
@@ -135,37 +137,37 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         return {(namespace, project): slim(body)} if project else None
 
     @kopf.index("apps", "v1", "deployments", labels=OURS, registry=registry, id="deployments_idx")
-    def deployments_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+    async def deployments_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
     @kopf.index("v1", "services", labels=OURS, registry=registry, id="services_idx")
-    def services_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+    async def services_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
     @kopf.index("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry, id="ingresses_idx")
-    def ingresses_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+    async def ingresses_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
     @kopf.index(*GATEWAY_API, "httproutes", labels=OURS, registry=registry, id="httproutes_idx")
-    def httproutes_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+    async def httproutes_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
     @kopf.index(*GATEWAY_API, "gateways", registry=registry, id="gateways_idx")
-    def gateways_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
+    async def gateways_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
         """Listener names and hostnames only: which hosts a Gateway lets a route attach (routing_status.py)."""
         return {(namespace, name): routing_status.slim_gateway(body)}
 
     @kopf.index("cert-manager.io", "v1", "certificates", registry=registry, id="certificates_idx")
-    def certificates_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
+    async def certificates_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> Any:
         """Each Certificate's Ready condition only (cert-manager's own objects: never written)."""
         return {(namespace, name): certificates.slim_certificate(body)}
 
     @kopf.index("batch", "v1", "jobs", labels=OURS, registry=registry, id="jobs_idx")
-    def jobs_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+    async def jobs_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
 
     @kopf.index("v1", "pods", labels=OURS, registry=registry, id="pull_problems_idx")
-    def pull_problems_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
+    async def pull_problems_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         """Only pods that cannot pull their image or crash at start-up are kept: a few small dicts, not every pod."""
         project = labels.get(PROJECT_LABEL)
         problem = pods.pod_problem(body) if project else None
