@@ -1,4 +1,5 @@
-"""Specs (and project statuses) kept as compact JSON text in the long-lived informer caches, expanded only while a reconcile reads them.
+"""Specs (and project statuses) kept as compact JSON text in the long-lived informer caches, expanded only while a
+reconcile reads them.
 
 The kopf indexes hold every project and child for the operator's lifetime. As Python dicts their specs took most of
 that memory (~23-25 MB for 200 projects x 20 sites, bench/ANALYSIS.md): a dict of strings costs several times its
