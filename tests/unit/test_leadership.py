@@ -148,7 +148,12 @@ def test_crd_watch_fails_the_probe_once_the_crd_it_saw_is_recreated_or_gone():
     assert late.probe() == "watching"
     late.observe("uid-1")
     assert late.problem is None
-    late.observe("uid-2")  # deleted and re-created
+    late.observe(None)  # one reading without the CRD, then it is there again: no change
+    late.observe("uid-1")
+    assert late.problem is None
+    late.observe("uid-2")  # deleted and re-created: confirmed by the next reading
+    assert late.problem is None
+    late.observe("uid-2")
     with pytest.raises(kopf.PermanentError, match="was re-created"):
         late.probe()
     late.observe("uid-1")
@@ -156,6 +161,7 @@ def test_crd_watch_fails_the_probe_once_the_crd_it_saw_is_recreated_or_gone():
 
     gone = CrdWatch(None)  # type: ignore[arg-type]
     gone.observe("uid-1")
+    gone.observe(None)
     gone.observe(None)
     with pytest.raises(kopf.PermanentError, match="was deleted"):
         gone.probe()
