@@ -13,7 +13,8 @@ from . import logs, tracing
 
 def run(args: argparse.Namespace) -> None:
     # kopf imports the official kubernetes client whenever it is installed, only to recognise that client's model
-    # objects (which the operator never hands it): ~28 MB of memory for nothing, since kube.py does not use it.
+    # objects (which the operator never hands it): ~9 MB of memory for nothing (65 -> 56 MB at start), since kube.py
+    # does not use it.
     # Where it is installed anyway (a development venv with the tests' dependencies) it stays unloaded, so the
     # operator runs there as it runs in the image, which does not ship it.
     sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
