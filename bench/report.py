@@ -51,6 +51,11 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
         _row(out, f"2. edit: +1 alias on {edit['sites']} sites -> Ingress ({edit['edits']} edits)",
              f"median {edit['median_s']:.3f} s, p95 {edit['p95_s']:.3f} s", target,
              edit["median_s"] <= limit if limit else None)
+        if "floor_median_s" in edit:
+            _row(out, f"2. edit floor, {edit['sites']} sites: the project's write + the same host added to an Ingress "
+                      "as large by hand",
+                 f"median {edit['floor_median_s']:.3f} s (project write {edit['project_write_median_s']:.3f} s, "
+                 f"Ingress write to its watch event {edit['ingress_write_median_s']:.3f} s)")
         _row(out, f"2. edit -> Ready again (rollout included), {edit['sites']} sites",
              f"median {edit['ready_median_s']:.2f} s")
     sc = results.get("scale")

@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                     # Half as many edits above 100 sites: each waits for a rollout of the big project (~5-10 s).
                     edits = args.edits if run["sites"] <= 100 else max(1, args.edits // 2)
                     results[label] = scenarios.edit_latency(env, run["namespace"], op, edits, run["sites"])
-                    print(f"  edit: median {results[label]['median_s']} s, p95 {results[label]['p95_s']} s",
+                    e = results[label]
+                    print(f"  edit: median {e['median_s']} s, p95 {e['p95_s']} s; floor {e['floor_median_s']} s "
+                          f"(project write {e['project_write_median_s']} s, Ingress write {e['ingress_write_median_s']} s)",
                           flush=True)
 
             if "convergence" in parts:

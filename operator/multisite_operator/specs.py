@@ -7,6 +7,7 @@ spec never changes without its generation moving, so the parsed result (or the e
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,11 +38,20 @@ def validate(spec: Any) -> Parsed:
 
 
 class SpecCache:
-    """Parsed specs by (uid, generation); one entry per live project (a new generation replaces the old)."""
+    """Parsed specs by (uid, generation) for the `size` projects reconciled most recently; their served domains
+    for every live project.
 
-    def __init__(self) -> None:
-        self._by_uid: dict[str, tuple[Any, Parsed]] = {}
-        self._domains: dict[str, tuple[Parsed, list[str]]] = {}  # served_domains of the parsed spec, by uid
+    A parsed 20-site spec holds ~30-40 KB (pydantic models, test domains built per site): kept for all 200 projects
+    of the scale run it was ~8 MB of the operator's peak (bench/ANALYSIS.md, round five). Reconciles come in bursts
+    per project, so the most recent ones are what a reconcile asks for again; parsing again costs ~0.5 ms at 20
+    sites. The domains index asks on every event of every project (status events included), so the served domains,
+    a list of strings, stay per (uid, generation) and need no parse once known.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size  # above rendered.CACHE_SIZE, so a rendering's spec object outlives it
+        self._by_uid: OrderedDict[str, tuple[Any, Parsed]] = OrderedDict()
+        self._domains: dict[str, tuple[Any, list[str]]] = {}  # served_domains by uid, with the generation
 
     def parse(self, project: dict[str, Any]) -> Parsed:
         meta = project.get("metadata") or {}
@@ -52,16 +62,19 @@ class SpecCache:
         if hit is None or hit[0] != generation:
             hit = (generation, validate(unpack(project.get("spec"))))
             self._by_uid[uid] = hit
+            while len(self._by_uid) > self.size:
+                self._by_uid.popitem(last=False)
+        self._by_uid.move_to_end(uid)
         return hit[1]
 
     def domains(self, project: dict[str, Any]) -> list[str]:
-        """served_domains of the project's spec, computed once per parse (the claims index asks on every event of
-        the project, status events included; test domains are built per site, ~18 ms at 1000 sites)."""
-        parsed = self.parse(project)
-        uid = (project.get("metadata") or {}).get("uid")
+        """served_domains of the project's spec, once per generation (test domains are built per site, ~18 ms at
+        1000 sites)."""
+        meta = project.get("metadata") or {}
+        uid, generation = meta.get("uid"), meta.get("generation")
         hit = self._domains.get(uid) if uid else None
-        if hit is None or hit[0] is not parsed:
-            hit = (parsed, served_domains(parsed))
+        if hit is None or hit[0] != generation or generation is None:
+            hit = (generation, served_domains(self.parse(project)))
             if uid:
                 self._domains[uid] = hit
         return hit[1]

@@ -75,6 +75,27 @@ def test_the_spec_is_parsed_once_per_generation():
     assert specs.parse(p) is not first
 
 
+def test_only_recent_specs_stay_parsed_while_every_projects_domains_stay_current(monkeypatch):
+    specs = SpecCache(size=2)
+    ps = [project(f"p{i}", "2026-01-01T00:00:00Z", f"u{i}") for i in range(3)]
+    for i, p in enumerate(ps):
+        p["spec"]["environment"] = "live"
+        p["spec"]["sites"][0]["live"]["domain"] = f"p{i}.example.com"
+    parsed = [specs.parse(p) for p in ps]
+    assert specs.parse(ps[2]) is parsed[2] and specs.parse(ps[1]) is parsed[1]
+    assert specs.parse(ps[0]) is not parsed[0]  # the least recent was let go, parsed again
+    assert [f"p{i}.example.com" in specs.domains(p) for i, p in enumerate(ps)] == [True] * 3
+    parses = []
+    monkeypatch.setattr("multisite_operator.specs.validate", lambda spec: parses.append(spec) or parsed[0])
+    for p in ps:  # the domains index on every project event: no parsing for a generation it knows
+        specs.domains(copy.deepcopy(p))
+    assert parses == []
+    monkeypatch.undo()
+    ps[2]["spec"]["sites"][0]["live"]["domain"] = "renamed.example.com"
+    ps[2]["metadata"]["generation"] += 1
+    assert "renamed.example.com" in specs.domains(ps[2]) and "p2.example.com" not in specs.domains(ps[2])
+
+
 def test_a_host_routed_by_an_ingress_the_operator_does_not_manage_is_a_conflict_naming_it():
     specs = SpecCache()
     p = project("first", "2026-01-01T00:00:00Z", "u1")
