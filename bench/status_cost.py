@@ -36,12 +36,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sites", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--crd", type=Path, default=CRD_FILE, help="what-if: install this CRD instead of the committed one")
     args = p.parse_args()
     cp = ControlPlane()
     cp.start()
     try:
         api = cp.api_client()
-        install_crd(cp, CRD_FILE)
+        install_crd(cp, args.crd)
         workdir = Path(tempfile.mkdtemp(prefix="multisite-status-cost-"))
         env = scenarios.Env(api=api, admin_kubeconfig=cp.kubeconfig,
                             operator_kubeconfig=apicount.operator_identity(cp, api, workdir / "op.kubeconfig", False),

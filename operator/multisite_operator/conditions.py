@@ -109,6 +109,13 @@ def worth_an_event(old: list[Condition], new: list[Condition]) -> list[Condition
             if c["type"] != PROGRESSING and not in_progress(c) and (not is_good(c) or c["type"] in previous)]
 
 
+def only_progress(conditions: list[Condition]) -> bool:
+    """Work under way and nothing wrong: Ready not yet True because a migration, population or rollout runs."""
+    ready = next((c for c in conditions if c["type"] == READY), None)
+    return (ready is not None and ready["status"] != "True" and in_progress(ready)
+            and all(is_good(c) or in_progress(c) for c in conditions))
+
+
 def is_good(cond: Condition) -> bool:
     return GOOD.get(cond["type"], cond["status"]) == cond["status"]
 

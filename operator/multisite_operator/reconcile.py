@@ -70,7 +70,7 @@ class Reconciler:
         self._jobs_reported: dict[tuple[str, str], set[str]] = {}  # uids of Jobs whose start was reported
         self.recent = RecentlyApplied()  # what was applied until the informer shows it (recent.py)
         self.rendered = RenderCache()  # children rendered once per spec generation (rendered.py)
-        self.status = StatusWriter(api.patch_status, self._status_failed, self._status_written)
+        self.status = StatusWriter(api.patch_status, self._status_failed, self._status_written, may_wait=paced)
         self.retry: Callable[[tuple[str, str]], None] | None = None  # the controller's: reconcile this one again
 
     def _status_failed(self, project: tuple[str, str]) -> None:
@@ -305,6 +305,17 @@ class Reconciler:
             del self._written[memo]
         self.secret_checks.forget(namespace, name)
         self.failures.prune(namespace, name)
+        self.status.forget((namespace, name))
+
+
+PACED_SITES = 200
+
+
+def paced(status: Obj) -> bool:
+    """A progress report of a large project, which may wait (status_writer.py). Not below PACED_SITES sites: there a
+    status write costs the API server little (~50 ms at 100 sites), and every state a small project passes through
+    stays visible, however briefly it lasts."""
+    return (status.get("siteCount") or 0) >= PACED_SITES and cond.only_progress(status.get("conditions") or [])
 
 
 def secret_refs(spec: MultiSiteProjectSpec) -> list[tuple[str, str]]:

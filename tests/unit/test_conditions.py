@@ -72,3 +72,13 @@ def test_events_are_bad_news_and_good_news_that_ends_something_else():
         ("Ready", "Ready"), ("Degraded", "AsExpected")]
     # Unchanged conditions: nothing.
     assert cond.worth_an_event(done, done) == []
+
+
+def test_only_work_under_way_counts_as_progress():
+    migrating = [cond.condition(cond.READY, False, cond.R_MIGRATING, "m"),
+                 cond.condition(cond.MIGRATED, "Unknown", cond.R_MIGRATING, "m"),
+                 cond.condition(cond.DEGRADED, False, cond.R_AS_EXPECTED, "")]
+    assert cond.only_progress(migrating)
+    assert not cond.only_progress([cond.condition(cond.READY, True, cond.R_READY, "")] + migrating[1:])
+    assert not cond.only_progress([cond.condition(cond.READY, False, cond.R_MIGRATION_FAILED, "x")] + migrating[1:])
+    assert not cond.only_progress(migrating + [cond.condition(cond.POPULATED, False, cond.R_POPULATE_FAILED, "x")])
