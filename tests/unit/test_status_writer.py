@@ -122,18 +122,23 @@ def test_a_progress_report_waits_for_twice_what_the_last_write_took_and_ready_re
     assert api.writes[1][1] - ready_at < 1.0  # Ready did not wait out the pace (1.7 s were left)
 
 
-def test_a_paced_progress_report_is_written_after_the_pause_not_lost():
+def second_after_first(seconds: float, second: dict) -> tuple[TimedApi, float]:
+    """A progress report written (taking `seconds`), then `second` submitted; returns when it was submitted."""
     async def scenario() -> tuple[TimedApi, float]:
-        api = TimedApi(0.3)
+        api = TimedApi(seconds)
         writer = StatusWriter(api.patch, may_wait=progress)
         writer.submit(KEY, {"n": 1, "progress": True})
         await api.done.wait()
         submitted = asyncio.get_running_loop().time()
-        writer.submit(KEY, {"n": 2, "progress": True})
+        writer.submit(KEY, second)
         await writer.flush()
         return api, submitted
 
-    api, submitted = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_paced_progress_report_is_written_after_the_pause_not_lost():
+    api, submitted = second_after_first(0.3, {"n": 2, "progress": True})
     assert [w[0]["n"] for w in api.writes] == [1, 2]
     first_took = api.writes[0][2] - api.writes[0][1]
     assert api.writes[1][1] - submitted >= first_took * PACE_FACTOR * 0.99  # paced by what the first write took
@@ -160,17 +165,7 @@ def test_progress_reports_faster_than_their_writes_still_show_within_the_bound(m
 
 
 def test_a_status_that_must_not_wait_is_written_at_once():
-    async def scenario() -> tuple[TimedApi, float]:
-        api = TimedApi(1.5)
-        writer = StatusWriter(api.patch, may_wait=progress)
-        writer.submit(KEY, {"n": 1, "progress": True})
-        await api.done.wait()
-        submitted = asyncio.get_running_loop().time()
-        writer.submit(KEY, {"n": 2})
-        await writer.flush()
-        return api, submitted
-
-    api, submitted = asyncio.run(scenario())
+    api, submitted = second_after_first(1.5, {"n": 2})
     assert [w[0]["n"] for w in api.writes] == [1, 2]
     assert api.writes[1][1] - submitted < 1.0  # not paced (a pace would be 2 s)
 
