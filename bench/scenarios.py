@@ -329,13 +329,11 @@ def edit_floor(env: Env, ns: str, tr: Tracker, edits: int) -> list[float]:
     """Seconds from a JSON patch adding one host to an Ingress as large as the project's, to the watch event that
     shows it: what the edit costs when a person edits the Ingress itself. The copy's hosts are renamed, or the
     operator would rightly refuse the project's domains as served by an Ingress it does not manage."""
-    ing = tr.objects["ingresses"][PROJECT]
-    rename = lambda h: f"floor-{h}"  # noqa: E731
-    spec = json.loads(json.dumps(ing["spec"]))
+    spec = json.loads(json.dumps(tr.objects["ingresses"][PROJECT]["spec"]))
     for rule in spec.get("rules") or []:
-        rule["host"] = rename(rule["host"])
+        rule["host"] = f"floor-{rule['host']}"
     for tls in spec.get("tls") or []:
-        tls["hosts"] = [rename(h) for h in tls.get("hosts") or []]
+        tls["hosts"] = [f"floor-{h}" for h in tls.get("hosts") or []]
     name = f"{PROJECT}-floor"
     base = f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses"
     raw(env.api, "POST", base, body={"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
