@@ -58,13 +58,13 @@ class StatusWriter:
     async def _pace(self, key: Key) -> None:
         """Wait while what waits to be written is a progress report younger than PACE_FACTOR times what the last
         write took."""
-        took = min(self._took.get(key, 0.0) * PACE_FACTOR, MAX_PACE_SECONDS)
-        if not took:
+        pace = min(self._took.get(key, 0.0) * PACE_FACTOR, MAX_PACE_SECONDS)
+        if not pace or not self.may_wait(self._waiting[key][0]):  # most writes: a small project's, Ready, a problem
             return
         loop = asyncio.get_running_loop()
         submitted = self._submitted.setdefault(key, asyncio.Event())
         while (waiting := self._waiting.get(key)) is not None and self.may_wait(waiting[0]):
-            left = min(waiting[2] + took, waiting[3] + MAX_PACE_SECONDS) - loop.time()
+            left = min(waiting[2] + pace, waiting[3] + MAX_PACE_SECONDS) - loop.time()
             if left <= 0:
                 return
             submitted.clear()
