@@ -7,7 +7,7 @@ CLUSTER := $(PY) tests/controlplane/cluster.py
 REAL_SERVING := traefik-build gateway-crds runtime-venv
 IN_NETNS := MULTISITE_REAL_SERVING=1 tests/runtime/in-netns.sh
 
-.PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run bench
+.PHONY: venv cluster-build cluster-up cluster-down cluster-status test test-unit demo demo-down run bench bench-serving
 .PHONY: traefik-build gateway-crds runtime-venv test-serving routes
 
 # The venv is (re)installed only when pyproject.toml changes.
@@ -74,6 +74,12 @@ test-unit: venv
 BENCH_ARGS ?=
 bench: venv cluster-build
 	$(PY) bench/run.py --wait-quiet 120 $(BENCH_ARGS)
+
+# The serving benchmark (issue 17): a hostname added to a gateway project, timed to its site's answer, against the
+# same change written by hand; real Traefik and Django, inside the private network namespace. Writes
+# bench/serving-results.json (BENCH_SERVING_REPEATS, default 7).
+bench-serving: venv cluster-build $(REAL_SERVING)
+	$(IN_NETNS) $(VENV)/bin/pytest -q -s tests/serving/bench_alias.py
 
 # The example on the local control plane with the operator running from this checkout (log: .cache/demo/); it stays
 # up until `make demo-down`. See scripts/demo.sh.
