@@ -11,6 +11,13 @@ project is Ready before nearly all are. Here RECONCILE_WORKERS reconciles run at
 like controller-runtime's priority queue: a user's edit (a new generation, or a project created while running)
 first, then follow-ups of projects already under way (their children's events, retries), then the start-up
 backlog (the initial listing, activation). A project whose edit arrives while it waits in the backlog moves up.
+
+The backlog also waits while STARTUP_UNDERWAY projects are under way (migrating, populating, rolling out, nothing
+wrong): started all at once, 200 projects' Jobs and pods queue together in the Job controller, the scheduler and the
+API server, and the first project is Ready only after most of them; admitted a few at a time, the first ones are
+Ready in seconds and the cluster stays as busy. A project counts for at most UNDERWAY_HOLD_SECONDS, so a long
+migration never stalls the rest of the start-up. Projects Ready at their first reconcile (an operator restart)
+hold nothing; edits and follow-ups never wait for this.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from enum import IntEnum
 from typing import Any
 
 from . import claims, metrics, pods, tracing
+from .conditions import only_progress
 from .leader import NotLeader
 from .packed import ExpandCache, expand
 from .reconcile import Reconciler
@@ -40,6 +48,11 @@ RECONCILE_WORKERS = 16
 # More workers that take only edits: an edit then never waits for one of the backlog's reconciles to end (each can
 # take seconds on a loaded machine while 16 share the CPU), only for the API threads.
 EDIT_WORKERS = 2
+# Projects under way before the start-up backlog admits another (see above): enough to keep the cluster busy (about
+# 4 projects a second finish at 200 x 20 on 2 cores, each takes a few seconds), few enough that the first are Ready
+# early; measured in bench/ANALYSIS.md (round seven).
+STARTUP_UNDERWAY = 24
+UNDERWAY_HOLD_SECONDS = 10.0
 
 
 class Priority(IntEnum):
@@ -89,6 +102,11 @@ class Controller:
     _wake: asyncio.Event | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _busy: int = 0
+    underway_limit: int = STARTUP_UNDERWAY
+    clock: Callable[[], float] = time.monotonic
+    _underway: dict[Key, float] = field(default_factory=dict)  # project -> when it was first seen under way
+    _admitted: set[Key] = field(default_factory=set)  # taken from the backlog, its reconcile not yet done
+    _recheck: asyncio.TimerHandle | None = None  # wakes the workers when a project's hold ends
 
     def may_write(self) -> None:
         """kube.KubeApi's write guard (handlers.py): refuses every write of a replica that is not the leader."""
@@ -112,6 +130,7 @@ class Controller:
         self.in_conflict.discard(key)
         self.pull_messages.pop(key, None)
         self.generations.pop(key, None)
+        self._underway.pop(key, None)
 
     def child_deleted(self, key: Key, child: dict[str, Any]) -> None:
         """A child's DELETED event: what this replica applied of it no longer stands in for the cache (recent.py)."""
@@ -126,6 +145,8 @@ class Controller:
         for task in list(self.inflight):
             task.cancel()
         self._queue.clear()
+        self._underway.clear()
+        self._admitted.clear()
         for state in self.states.values():
             state.queued = None
             if state.retry is not None:
@@ -183,12 +204,50 @@ class Controller:
         """The most urgent project waiting (if at least as urgent as `least`), skipping entries a more urgent one
         replaced."""
         while self._queue and self._queue[0][0] <= least:
-            _, ticket, key = heapq.heappop(self._queue)
+            priority, ticket, key = self._queue[0]
             state = self.states.get(key)
-            if state is not None and state.queued is not None and state.ticket == ticket:
-                state.queued = None
-                return key
+            if state is None or state.queued is None or state.ticket != ticket:
+                heapq.heappop(self._queue)
+                continue
+            if priority == Priority.BACKLOG and not self._may_admit():
+                return None
+            heapq.heappop(self._queue)
+            state.queued = None
+            if priority == Priority.BACKLOG:
+                self._admitted.add(key)
+            return key
         return None
+
+    def _may_admit(self) -> bool:
+        """Fewer than `underway_limit` projects under way (or starting from the backlog): one more may start. When
+        not, the workers are woken again as soon as the oldest hold ends."""
+        now = self.clock()
+        holding = {k: since for k, since in self._underway.items() if now - since < UNDERWAY_HOLD_SECONDS}
+        if len(holding.keys() | self._admitted) < self.underway_limit:
+            return True
+        if holding:
+            self._wake_in(min(holding.values()) + UNDERWAY_HOLD_SECONDS - now)
+        return False
+
+    def _wake_in(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._recheck is not None and self._recheck.when() <= loop.time() + delay:
+            return
+        if self._recheck is not None:
+            self._recheck.cancel()
+        self._recheck = loop.call_later(max(delay, 0.0), self._rewake)
+
+    def _rewake(self) -> None:
+        self._recheck = None
+        if self._wake is not None:
+            self._wake.set()
+
+    def _settled(self, key: Key, outcome: Any) -> None:
+        """Keep `_underway` current from a reconcile's outcome: progress holds a slot, Ready or a problem frees it."""
+        if only_progress((outcome.status or {}).get("conditions") or []):
+            self._underway.setdefault(key, self.clock())
+        else:
+            self._underway.pop(key, None)
 
     async def _work(self, least: Priority) -> None:
         """One worker: takes the most urgent project waiting, if at least as urgent as `least`."""
@@ -209,6 +268,9 @@ class Controller:
             finally:
                 self._busy -= 1
                 state.running = False
+                self._admitted.discard(key)
+                if self._queue:
+                    self._wake.set()  # a slot for the backlog may have freed
             if state.dirty and self.active and self.states.get(key) is state:
                 self._push(key, state)  # triggered meanwhile: once more, at the most urgent priority asked for
 
@@ -259,6 +321,7 @@ class Controller:
         found = list(projects.get(key, [])) if projects is not None else []
         if not found or self.reconciler is None or not self.active:
             self.states.pop(key, None)
+            self._underway.pop(key, None)
             return
         if getattr(self.reconciler, "retry", False) is None:  # a failed status write reconciles again (backoff)
             self.reconciler.retry = lambda k: self._later(k, self.states.setdefault(k, _State()), 5)
@@ -296,6 +359,7 @@ class Controller:
             if tracer is not None:
                 tracer.reconciled(key, t0, time.monotonic(), time.process_time() - cpu0, outcome)
         state.failures = 0
+        self._settled(key, outcome)
         metrics.WRITES.inc(outcome.writes)
         metrics.RECONCILES.labels("changed" if outcome.writes else "unchanged").inc()
         if outcome.retry_after:

@@ -1,13 +1,13 @@
 """The controller's queueing, without kopf or a cluster: coalescing per project, the priority queue (a user's edit
-before follow-ups before the start-up backlog), bounded concurrency, backoff after a failure, and standby replicas
-that reconcile nothing."""
+before follow-ups before the start-up backlog), bounded concurrency, the backlog's admission while projects are under
+way, backoff after a failure, and standby replicas that reconcile nothing."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from multisite_operator.controller import Controller, Priority
+from multisite_operator.controller import UNDERWAY_HOLD_SECONDS, Controller, Priority
 from multisite_operator.reconcile import Outcome
 
 KEY = ("shop", "example")
@@ -23,6 +23,7 @@ class Recorder:
 
     def __init__(self, fail: int = 0, retry_after: float | None = None) -> None:
         self.order: list[str] = []
+        self.statuses: dict[str, dict[str, Any]] = {}  # name -> the status its reconcile reports
         self.fail = fail
         self.retry_after = retry_after
         self.gate: asyncio.Event | None = None
@@ -43,7 +44,7 @@ class Recorder:
             await asyncio.sleep(0)
             if self.runs <= self.fail:
                 raise RuntimeError("API server unavailable")
-            return Outcome(retry_after=self.retry_after)
+            return Outcome(retry_after=self.retry_after, status=self.statuses.get(project["metadata"]["name"], {}))
         finally:
             self.running -= 1
 
@@ -232,3 +233,93 @@ def test_a_deleted_project_is_forgotten():
         assert rec.runs == 0 and KEY not in c.states
 
     asyncio.run(scenario())
+
+
+MIGRATING = {"conditions": [{"type": "Ready", "status": "False", "reason": "Migrating", "message": "migration runs"},
+                            {"type": "Migrated", "status": "False", "reason": "Running", "message": "Job runs"}]}
+READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "AsExpected", "message": ""}]}
+FAILED = {"conditions": [{"type": "Ready", "status": "False", "reason": "MigrationFailed", "message": "it raised"},
+                         {"type": "Migrated", "status": "False", "reason": "Failed", "message": "it raised"}]}
+
+
+async def quiet(c: Controller) -> None:
+    """No reconcile running, and none starts while the loop turns over a few times (what is left waits)."""
+    await until(lambda: c._busy == 0)
+    for _ in range(20):
+        await asyncio.sleep(0)
+        assert c._busy == 0
+
+
+def test_the_start_up_backlog_waits_while_enough_projects_are_under_way_and_edits_do_not():
+    """Two slots: the first two of the backlog start migrating and the third waits (however many workers are free);
+    an edit of another project runs meanwhile and, under way, counts too; a project Ready or failed frees a slot."""
+
+    async def scenario() -> None:
+        names = ("p0", "p1", "p2", "p3", "edited")
+        rec = Recorder()
+        rec.statuses = {n: MIGRATING for n in names}
+        c = controller(rec, names, workers=4)
+        c.underway_limit = 2
+        for n in names[:4]:
+            await c.trigger(("shop", n), Priority.BACKLOG)
+        await until(lambda: rec.runs == 2)
+        await quiet(c)
+        assert rec.order == ["p0", "p1"]
+        await c.trigger(("shop", "edited"), Priority.EDIT)
+        await until(lambda: rec.runs == 3)
+        assert rec.order[-1] == "edited"
+        rec.statuses["p0"] = READY
+        await c.trigger(("shop", "p0"), Priority.FOLLOW_UP)  # its Job succeeded: a follow-up, never held back
+        await until(lambda: rec.runs == 4)
+        await quiet(c)
+        assert rec.order == ["p0", "p1", "edited", "p0"]  # the edited project is under way now: it counts too
+
+        rec.statuses["edited"] = READY
+        await c.trigger(("shop", "edited"), Priority.FOLLOW_UP)
+        await until(lambda: rec.order[-1] == "p2")
+        rec.statuses["p1"] = FAILED
+        await c.trigger(("shop", "p1"), Priority.FOLLOW_UP)
+        await until(lambda: rec.order[-1] == "p3")
+        assert rec.order == ["p0", "p1", "edited", "p0", "edited", "p2", "p1", "p3"]
+
+    asyncio.run(scenario())
+
+
+def test_a_project_under_way_for_long_holds_its_slot_no_longer_than_the_hold():
+    """A long migration must not stall the start-up: past UNDERWAY_HOLD_SECONDS the next project starts."""
+
+    async def scenario() -> None:
+        now = [1000.0]
+        rec = Recorder()
+        rec.statuses = {"slow": MIGRATING, "next": MIGRATING}
+        c = controller(rec, ("slow", "next"))
+        c.underway_limit, c.clock = 1, lambda: now[0]
+        await c.trigger(("shop", "slow"), Priority.BACKLOG)
+        await c.trigger(("shop", "next"), Priority.BACKLOG)
+        await until(lambda: rec.runs == 1)
+        await quiet(c)
+        assert rec.order == ["slow"] and c._recheck is not None  # a wake-up is set for when the hold ends
+        now[0] += UNDERWAY_HOLD_SECONDS
+        c._recheck.cancel()
+        c._rewake()
+        await until(lambda: rec.runs == 2)
+        assert rec.order == ["slow", "next"]
+
+    asyncio.run(scenario())
+
+
+def test_projects_ready_at_their_first_reconcile_hold_no_slot():
+    """An operator restart: every project already Ready reconciles without waiting for any other."""
+
+    async def scenario() -> list[str]:
+        names = tuple(f"p{i}" for i in range(10))
+        rec = Recorder()
+        rec.statuses = {n: READY for n in names}
+        c = controller(rec, names, workers=2)
+        c.underway_limit = 1
+        for n in names:
+            await c.trigger(("shop", n), Priority.BACKLOG)
+        await c.idle()
+        return rec.order
+
+    assert asyncio.run(scenario()) == [f"p{i}" for i in range(10)]
