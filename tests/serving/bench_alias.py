@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -191,8 +192,9 @@ def test_bench_a_hostname_added_through_the_gateway(gateway_harness: ServingHarn
     # The floor: the project goes (its children by garbage collection), its rendered objects come back by hand.
     delete_project(h.api, h.namespace, name)
     custom, apps = client.CustomObjectsApi(h.api), client.AppsV1Api(h.api)
-    wait_for(lambda: not apps.list_namespaced_deployment(h.namespace).items and not custom.list_namespaced_custom_object(
-        GATEWAY_GROUP, "v1", h.namespace, "httproutes")["items"], timeout=120, message="the project's children gone")
+    wait_for(lambda: not apps.list_namespaced_deployment(h.namespace).items
+             and not custom.list_namespaced_custom_object(GATEWAY_GROUP, "v1", h.namespace, "httproutes")["items"],
+             timeout=120, message="the project's children gone")
     work = Path(tempfile.mkdtemp(prefix="bench-alias-"))
     base = with_alias(project, aliases)  # the operator's aliases stay: the database keeps their Alias rows
     before = render(base, h.namespace, work)
@@ -220,6 +222,7 @@ def test_bench_a_hostname_added_through_the_gateway(gateway_harness: ServingHarn
 
     result = {"repeats": REPEATS, "load": os.getloadavg(), "operator": operator_runs, "by_hand": floor_runs,
               "median": {"operator": summary(operator_runs), "by_hand": summary(floor_runs)}}
+    shutil.rmtree(work, ignore_errors=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     TABLE.write_text(table(result))
     with capsys.disabled():
