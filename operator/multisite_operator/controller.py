@@ -36,7 +36,7 @@ from . import claims, metrics, pods, tracing
 from .conditions import only_progress
 from .leader import NotLeader
 from .packed import ExpandCache, expand
-from .reconcile import Reconciler
+from .reconcile import Outcome, Reconciler
 from .specs import SpecCache
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class Controller:
         if self._wake is not None:
             self._wake.set()
 
-    def _settled(self, key: Key, outcome: Any) -> None:
+    def _settled(self, key: Key, outcome: Outcome) -> None:
         """Keep `_underway` current from a reconcile's outcome: progress holds a slot, Ready or a problem frees it."""
         if only_progress((outcome.status or {}).get("conditions") or []):
             self._underway.setdefault(key, self.clock())

@@ -36,12 +36,12 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from harness.project import delete_project, get_project, patch_spec
+from harness.project import delete_project, patch_spec
 from helpers import wait_for
 from ingress.traefik import GATEWAY_GROUP
 
 from .support import ServingHarness, site_of
-from .test_gateway import SERVED, gateway_example, make_gateway
+from .test_gateway import SERVED, gateway_example, make_gateway, wait_routed
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(os.environ.get("BENCH_SERVING_OUT") or REPO / "bench" / "serving-results.json")
@@ -142,11 +142,6 @@ def with_alias(project: dict[str, Any], aliases: list[str]) -> dict[str, Any]:
     return p
 
 
-def all_routed(project: dict[str, Any]) -> bool:
-    done, _, total = (project.get("status") or {}).get("routedHosts", "0/1").partition("/")
-    return done == total
-
-
 def summary(runs: list[dict[str, float]]) -> dict[str, float]:
     return {m: round(statistics.median(r[m] for r in runs), 3) for m in MILESTONES}
 
@@ -179,8 +174,8 @@ def test_bench_a_hostname_added_through_the_gateway(gateway_harness: ServingHarn
     aliases: list[str] = []
     for i in range(REPEATS):
         settled(h)
-        wait_for(lambda: all_routed(get_project(h.api, h.namespace, name)), timeout=60, interval=0.2,
-                 message="every host routed")
+        hosts = len(SERVED) + 1 + len(aliases)  # the served hosts, the redirect host, the aliases added so far
+        wait_routed(h, name, f"{hosts}/{hosts}")
         aliases.append(f"op{i}.example.gh")
         sites = with_alias(project, aliases)["spec"]["sites"]
         operator_runs.append(timed(h, aliases[-1], lambda s=sites: patch_spec(h.api, h.namespace, name, {"sites": s}),
@@ -203,6 +198,7 @@ def test_bench_a_hostname_added_through_the_gateway(gateway_harness: ServingHarn
         h.until_site(host, site, timeout=120)
     floor_runs: list[dict[str, float]] = []
     added: list[str] = []
+    batch = client.BatchV1Api(h.api)
     for i in range(REPEATS):
         settled(h)
         added.append(f"hand{i}.example.gh")
@@ -216,7 +212,6 @@ def test_bench_a_hostname_added_through_the_gateway(gateway_harness: ServingHarn
             print(f"\n  by hand, alias {i + 1} ({', '.join(o['kind'] for o in changed)}): {floor_runs[-1]}",
                   flush=True)
         before = after
-        batch = client.BatchV1Api(h.api)
         wait_for(lambda: all((j.status.succeeded or 0) >= 1 for j in batch.list_namespaced_job(h.namespace).items),
                  timeout=120, message="every Job done")
 
