@@ -325,8 +325,11 @@ class Controller:
             return
         if getattr(self.reconciler, "retry", False) is None:  # a failed status write reconciles again (backoff)
             self.reconciler.retry = lambda k: self._later(k, self.states.setdefault(k, _State()), 5)
-        project = expand(found[0])  # the indexes keep specs as JSON text (packed.py)
-        children = [self.expanded.expand(c) for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
+        # The indexes keep specs (and a project's status) as JSON text (packed.py); a status is read once per change.
+        held = [c for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
+        self.expanded.reserve(len(held) + 1)
+        project = expand(self.expanded.expand(found[0]))
+        children = [self.expanded.expand(c) for c in held]
         conflicts = self.conflicts(key, project)
         (self.in_conflict.add if conflicts else self.in_conflict.discard)(key)
         started = time.perf_counter()

@@ -67,7 +67,7 @@ def test_the_reconcile_gets_expanded_objects():
     assert children[0]["spec"] == DEPLOYMENT["spec"] and children[0]["status"] == DEPLOYMENT["status"]
 
 
-def test_expanded_specs_are_reused_only_for_the_same_resource_version():
+def test_expanded_specs_are_reused_while_their_text_is_the_same():
     from multisite_operator.packed import ExpandCache, pack
 
     cache = ExpandCache(size=2)
@@ -75,9 +75,27 @@ def test_expanded_specs_are_reused_only_for_the_same_resource_version():
     first, again = cache.expand(child), cache.expand(child)
     assert first == again == {**child, "spec": {"ports": [80]}} and first["spec"] is again["spec"]
     assert first is not again  # callers may change the top level; the cached spec stays as it was
-    changed = {**child, "metadata": {"uid": "u1", "resourceVersion": "6"}, "spec": pack({"ports": [81]})}
-    assert cache.expand(changed)["spec"] == {"ports": [81]}
-    # Bounded: the oldest entry goes; a child without a resourceVersion is simply expanded.
-    cache.expand({**child, "metadata": {"uid": "u2", "resourceVersion": "1"}})
-    assert cache.expand(child)["spec"] is not first["spec"]
+    # A status-only change (a Deployment rolling out) brings a new resourceVersion and equal text: not parsed again.
+    rolled = {**child, "metadata": {"uid": "u1", "resourceVersion": "6"}, "spec": pack({"ports": [80]}),
+              "status": {"ready": 1}}
+    assert cache.expand(rolled)["spec"] is first["spec"] and cache.expand(rolled)["status"] == {"ready": 1}
+    changed = {**child, "metadata": {"uid": "u1", "resourceVersion": "7"}, "spec": pack({"ports": [81]})}
+    latest = cache.expand(changed)["spec"]
+    assert latest == {"ports": [81]}
+    # Bounded: the oldest entry goes (parsed again when asked for); an object without a uid is simply expanded.
+    cache.expand({**child, "metadata": {"uid": "u2"}})
+    cache.expand({**child, "metadata": {"uid": "u3"}})
+    assert cache.expand(changed)["spec"] == latest and cache.expand(changed)["spec"] is not latest
     assert cache.expand({"kind": "Service", "metadata": {}, "spec": pack({"a": 1})})["spec"] == {"a": 1}
+
+
+def test_a_reconcile_reading_more_children_than_the_cache_holds_makes_room_for_them():
+    """A 1000-site multi-project project has 2002 children: with a fixed 256 entries they evicted each other and
+    every reconcile of it parsed them all again."""
+    from multisite_operator.packed import ExpandCache, pack
+
+    cache = ExpandCache(size=2)
+    children = [{"kind": "Service", "metadata": {"uid": f"u{i}"}, "spec": pack({"port": i})} for i in range(5)]
+    cache.reserve(len(children))
+    first = [cache.expand(c)["spec"] for c in children]
+    assert all(cache.expand(c)["spec"] is spec for c, spec in zip(children, first))
