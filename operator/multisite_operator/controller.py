@@ -18,6 +18,13 @@ API server, and the first project is Ready only after most of them; admitted a f
 Ready in seconds and the cluster stays as busy. A project counts for at most UNDERWAY_HOLD_SECONDS, so a long
 migration never stalls the rest of the start-up. Projects Ready at their first reconcile (an operator restart)
 hold nothing; edits and follow-ups never wait for this.
+
+A project whose children's events arrive faster than its reconciles end (1000 Deployments rolling out: a reconcile
+of the 1000-site project every ~0.1 s, back to back) cools down: when triggers came in while a reconcile that
+changed no child ran for at least COOLDOWN_MIN_SECONDS, the next one starts COOLDOWN_FACTOR times that later, with
+every event of the pause coalesced into it. The project's reconciles then take at most a third of the time, and
+the controller manager and the API server rolling its Deployments out get the CPU back. A trigger arriving after
+a reconcile ended goes at once, and an edit never waits.
 """
 
 from __future__ import annotations
@@ -53,6 +60,10 @@ EDIT_WORKERS = 2
 # early; measured in bench/ANALYSIS.md (round seven).
 STARTUP_UNDERWAY = 24
 UNDERWAY_HOLD_SECONDS = 10.0
+# The cool-down of a project whose events outpace its reconciles (see above); measured in bench/ANALYSIS.md (round
+# eight). Below the minimum (every project up to a few hundred sites) nothing waits.
+COOLDOWN_FACTOR = 2.0
+COOLDOWN_MIN_SECONDS = 0.05
 
 
 class Priority(IntEnum):
@@ -72,6 +83,8 @@ class _State:
     ticket: int = 0  # of its live queue entry; older entries are skipped
     failures: int = 0
     retry: asyncio.TimerHandle | None = None
+    cooling: asyncio.TimerHandle | None = None  # the pause after a busy reconcile; triggers meanwhile wait for it
+    cost: float = 0.0  # seconds its last reconcile took, when it changed no child (0 otherwise)
 
 
 @dataclass
@@ -96,7 +109,7 @@ class Controller:
     workers: int = RECONCILE_WORKERS
     edit_workers: int = EDIT_WORKERS
     generations: dict[Key, Any] = field(default_factory=dict)  # last generation seen per project (for priority)
-    expanded: ExpandCache = field(default_factory=ExpandCache)  # children's specs as dicts, by resourceVersion
+    expanded: ExpandCache = field(default_factory=ExpandCache)  # specs as dicts, parsed once per text (packed.py)
     _queue: list[tuple[int, int, Key]] = field(default_factory=list)  # heap of (priority, ticket, key)
     _tickets: itertools.count = field(default_factory=itertools.count)
     _wake: asyncio.Event | None = None
@@ -149,9 +162,10 @@ class Controller:
         self._admitted.clear()
         for state in self.states.values():
             state.queued = None
-            if state.retry is not None:
-                state.retry.cancel()
-                state.retry = None
+            for timer in (state.retry, state.cooling):
+                if timer is not None:
+                    timer.cancel()
+            state.retry = state.cooling = None
         if self.reconciler is not None:
             self.reconciler.forget_all()
 
@@ -181,6 +195,11 @@ class Controller:
         state.wanted = min(state.wanted, priority)
         if state.running:  # queued again, at `wanted`, when the running reconcile ends
             return
+        if state.cooling is not None:
+            if priority != Priority.EDIT:
+                return  # queued when the pause ends
+            state.cooling.cancel()
+            state.cooling = None
         if state.queued is not None and state.queued <= priority:
             return
         self._push(key, state)
@@ -272,11 +291,22 @@ class Controller:
                 if self._queue:
                     self._wake.set()  # a slot for the backlog may have freed
             if state.dirty and self.active and self.states.get(key) is state:
-                self._push(key, state)  # triggered meanwhile: once more, at the most urgent priority asked for
+                # Triggered meanwhile: once more, at the most urgent priority asked for; after a pause when the
+                # project's events outpace its reconciles (see above).
+                if state.wanted != Priority.EDIT and state.cost >= COOLDOWN_MIN_SECONDS:
+                    loop = asyncio.get_running_loop()
+                    state.cooling = loop.call_later(COOLDOWN_FACTOR * state.cost, self._cooled, key, state)
+                else:
+                    self._push(key, state)
+
+    def _cooled(self, key: Key, state: _State) -> None:
+        state.cooling = None
+        if state.dirty and not state.running and state.queued is None and self.active and self.states.get(key) is state:
+            self._push(key, state)
 
     async def idle(self) -> None:
         """Wait until nothing is queued or running (tests; timed retries do not count)."""
-        while self._queue or self._busy:
+        while self._queue or self._busy or any(s.cooling is not None for s in self.states.values()):
             await asyncio.sleep(0.005)
 
     def _later(self, key: Key, state: _State, delay: float) -> None:
@@ -332,7 +362,8 @@ class Controller:
         children = [self.expanded.expand(c) for c in held]
         conflicts = self.conflicts(key, project)
         (self.in_conflict.add if conflicts else self.in_conflict.discard)(key)
-        started = time.perf_counter()
+        started, state.cost = time.perf_counter(), 0.0
+        begun = self.clock()
         tracer, outcome = tracing.current(), None
         t0, cpu0 = time.monotonic(), time.process_time()
         task = asyncio.ensure_future(self.reconciler.reconcile(project, children, conflicts, self.image_problems(key),
@@ -362,6 +393,7 @@ class Controller:
             if tracer is not None:
                 tracer.reconciled(key, t0, time.monotonic(), time.process_time() - cpu0, outcome)
         state.failures = 0
+        state.cost = 0.0 if outcome.writes > int(outcome.status_written) else self.clock() - begun
         self._settled(key, outcome)
         metrics.WRITES.inc(outcome.writes)
         metrics.RECONCILES.labels("changed" if outcome.writes else "unchanged").inc()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from multisite_operator.controller import UNDERWAY_HOLD_SECONDS, Controller, Priority
+from multisite_operator.controller import COOLDOWN_FACTOR, UNDERWAY_HOLD_SECONDS, Controller, Priority
 from multisite_operator.reconcile import Outcome
 
 KEY = ("shop", "example")
@@ -18,11 +18,25 @@ def project(name: str) -> dict[str, Any]:
                          "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}}
 
 
+class Clock:
+    """The controller's clock, moved on by hand: a reconcile's cost without spending it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Recorder:
     """A reconciler that records its runs in order; `gate` holds every run open so triggers pile up meanwhile."""
 
-    def __init__(self, fail: int = 0, retry_after: float | None = None) -> None:
+    def __init__(self, fail: int = 0, retry_after: float | None = None, clock: Clock | None = None,
+                 cost: float = 0.0, writes: int = 0) -> None:
         self.order: list[str] = []
+        self.clock, self.cost, self.writes = clock, cost, writes  # each run moves `clock` on by `cost` seconds
+        self.started: list[float] = []  # the event loop's time at each run's start and end
+        self.ended: list[float] = []
         self.statuses: dict[str, dict[str, Any]] = {}  # name -> the status its reconcile reports
         self.fail = fail
         self.retry_after = retry_after
@@ -36,6 +50,9 @@ class Recorder:
 
     async def reconcile(self, project: Any, children: Any, *_: Any) -> Outcome:
         self.order.append(project["metadata"]["name"])
+        self.started.append(asyncio.get_running_loop().time())
+        if self.clock is not None:
+            self.clock.now += self.cost
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -44,9 +61,11 @@ class Recorder:
             await asyncio.sleep(0)
             if self.runs <= self.fail:
                 raise RuntimeError("API server unavailable")
-            return Outcome(retry_after=self.retry_after, status=self.statuses.get(project["metadata"]["name"], {}))
+            return Outcome(writes=self.writes, retry_after=self.retry_after,
+                           status=self.statuses.get(project["metadata"]["name"], {}))
         finally:
             self.running -= 1
+            self.ended.append(asyncio.get_running_loop().time())
 
     def forget_all(self) -> None:
         self.forgot = getattr(self, "forgot", 0) + 1
@@ -54,7 +73,10 @@ class Recorder:
 
 def controller(rec: Recorder, names: tuple[str, ...] = ("example",), workers: int = 16) -> Controller:
     index = {("shop", n): [project(n)] for n in names}
-    return Controller(reconciler=rec, indexes={"projects_idx": index}, workers=workers)  # type: ignore[arg-type]
+    c = Controller(reconciler=rec, indexes={"projects_idx": index}, workers=workers)  # type: ignore[arg-type]
+    if rec.clock is not None:
+        c.clock = rec.clock
+    return c
 
 
 async def until(check: Any, timeout: float = 5) -> None:
@@ -323,3 +345,67 @@ def test_projects_ready_at_their_first_reconcile_hold_no_slot():
         return rec.order
 
     assert asyncio.run(scenario()) == [f"p{i}" for i in range(10)]
+
+
+def test_a_project_whose_events_outpace_its_reconciles_cools_down_and_they_coalesce():
+    """A reconcile that changed nothing took 0.1 s and a child's event came in meanwhile: the next one starts
+    COOLDOWN_FACTOR x 0.1 s after it ended, and the events of the pause join it."""
+
+    async def scenario() -> Recorder:
+        rec = Recorder(clock=Clock(), cost=0.1)
+        rec.gate = asyncio.Event()
+        c = controller(rec)
+        await c.trigger(KEY, Priority.FOLLOW_UP)
+        await until(lambda: rec.runs == 1)
+        await c.trigger(KEY, Priority.FOLLOW_UP)
+        rec.gate.set()
+        await until(lambda: len(rec.ended) >= 1)
+        for _ in range(5):
+            await c.trigger(KEY, Priority.FOLLOW_UP)
+            await asyncio.sleep(0.01)
+        await c.idle()
+        return rec
+
+    rec = asyncio.run(scenario())
+    assert rec.runs == 2
+    assert rec.started[1] - rec.ended[0] >= COOLDOWN_FACTOR * 0.1 - 0.005
+
+
+def run_after_a_costly_reconcile(writes: int, during: Priority | None, after: Priority | None) -> Recorder:
+    """One reconcile that took 5 s by the controller's clock (a 10 s pause, were it to cool down), triggered again
+    `during` it and/or `after` it ended; returns once the second run started, which must come within 2 s."""
+
+    async def scenario() -> Recorder:
+        rec = Recorder(clock=Clock(), cost=5.0, writes=writes)
+        rec.gate = asyncio.Event()
+        c = controller(rec)
+        await c.trigger(KEY, Priority.FOLLOW_UP)
+        await until(lambda: rec.runs == 1)
+        if during is not None:
+            await c.trigger(KEY, during)
+        rec.gate.set()
+        await until(lambda: len(rec.ended) >= 1)
+        await asyncio.sleep(0.01)
+        if after is not None:
+            await c.trigger(KEY, after)
+        await until(lambda: rec.runs >= 2, timeout=2)
+        c.deactivate()
+        return rec
+
+    return asyncio.run(scenario())
+
+
+def test_an_edit_during_the_cool_down_goes_at_once():
+    assert run_after_a_costly_reconcile(0, Priority.FOLLOW_UP, Priority.EDIT).runs == 2
+
+
+def test_an_edit_during_a_costly_reconcile_does_not_cool_down():
+    assert run_after_a_costly_reconcile(0, Priority.EDIT, None).runs == 2
+
+
+def test_an_event_after_a_costly_reconcile_ended_goes_at_once():
+    assert run_after_a_costly_reconcile(0, None, Priority.FOLLOW_UP).runs == 2
+
+
+def test_a_reconcile_that_changed_children_never_cools_down():
+    assert run_after_a_costly_reconcile(3, Priority.FOLLOW_UP, None).runs == 2
