@@ -45,9 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--only", action="append", choices=PARTS, help="run only this part (repeatable)")
     p.add_argument("--sizes", default="3,10,100,1000", help="sites per project for convergence/growth (shared)")
-    p.add_argument("--multi", default="100", help="sites per project for multi-project convergence ('' to skip)")
+    p.add_argument("--multi", default="100,1000",
+                   help="sites per project for multi-project convergence ('' to skip)")
     p.add_argument("--repeats", type=int, default=5, help="repeats of each shared-mode convergence case")
-    p.add_argument("--multi-repeats", type=int, default=3, help="repeats of each multi-project convergence case")
+    p.add_argument("--multi-repeats", default="3,1",
+                   help="repeats of each multi-project convergence case, one per --multi size (the last one for the "
+                        "rest): N=1000 takes ~5 minutes a repeat")
     p.add_argument("--edits", type=int, default=20)
     p.add_argument("--edit-sizes", default="100,1000",
                    help="sites of the shared projects whose edit latency is measured (each on its first operator run)")
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only or list(PARTS)
     sizes = [int(x) for x in args.sizes.split(",") if x]
     multi = [int(x) for x in args.multi.split(",") if x]
+    given = [int(x) for x in args.multi_repeats.split(",") if x] or [1]
+    multi_repeats = {n: given[min(i, len(given) - 1)] for i, n in enumerate(multi)}
     edit_sizes = [int(x) for x in args.edit_sizes.split(",") if x]
 
     if args.wait_quiet:
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
 
             if "convergence" in parts:
-                conv = scenarios.convergence(env, sizes, args.repeats, multi, args.multi_repeats,
+                conv = scenarios.convergence(env, sizes, args.repeats, multi_repeats,
                                              on_operator=edit_on)
                 results["convergence"] = conv
                 results["growth"] = scenarios.growth(conv["runs"], [n for n in sizes if n >= 10])

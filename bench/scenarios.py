@@ -181,14 +181,15 @@ def converge_kubectl_ordered(env: Env, sites: int, mode: str = "shared", replica
             "kubectl_exit_seconds": round(run["kubectl_seconds"], 3), "children": len(objs), "stages": run["stages"]}
 
 
-def convergence(env: Env, sizes: list[int], repeats: int, multi: list[int], multi_repeats: int,
+def convergence(env: Env, sizes: list[int], repeats: int, multi: dict[int, int],
                 on_operator=None) -> dict[str, Any]:
-    """Operator and kubectl alternate (which goes first flips every repeat), each in its own namespace."""
+    """Operator and kubectl alternate (which goes first flips every repeat), each in its own namespace. `multi`
+    maps the multi-project sizes to their repeats."""
     runs: list[dict[str, Any]] = []
-    cases = [(n, "shared", 2) for n in sizes] + [(n, "multi-project", 1) for n in multi]
-    for rep in range(max(repeats, multi_repeats)):
-        for n, mode, replicas in cases:
-            if rep >= (repeats if mode == "shared" else multi_repeats):
+    cases = [(n, "shared", 2, repeats) for n in sizes] + [(n, "multi-project", 1, r) for n, r in multi.items()]
+    for rep in range(max((r for *_, r in cases), default=0)):
+        for n, mode, replicas, reps in cases:
+            if rep >= reps:
                 continue
             order = ("operator", "kubectl", "ordered") if rep % 2 == 0 else ("ordered", "kubectl", "operator")
             for who in order:
@@ -210,7 +211,7 @@ def convergence(env: Env, sizes: list[int], repeats: int, multi: list[int], mult
                       + (f"{r['seconds']:.2f} s" if r["seconds"] is not None else f"REJECTED {r['rejected'][:200]}"),
                       flush=True)
     summary = []
-    for n, mode, _ in cases:
+    for n, mode, *_ in cases:
         op = [r["seconds"] for r in runs if r["who"] == "operator" and r["sites"] == n and r["mode"] == mode]
         kc = [r["seconds"] for r in runs if r["who"] == "kubectl" and r["sites"] == n and r["mode"] == mode]
         rejected = next((r["rejected"] for r in runs if r.get("rejected") and r["sites"] == n and r["mode"] == mode),
