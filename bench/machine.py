@@ -54,3 +54,32 @@ class LoadSampler:
     def summary(self, since: float) -> dict[str, float]:
         vals = [v for t, v in self.samples if t >= since] or [load1()]
         return {"min": min(vals), "mean": round(sum(vals) / len(vals), 2), "max": max(vals)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads), from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each control-plane component, and the benchmark's finished children (kubectl), used during one
+    run. Why: on 2 cores the operator's requests, its own CPU and the cluster's rollout work compete; which process
+    took the machine's time is what explains a run slower than kubectl's, beyond the wall clock."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        import resource
+
+        out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # kubectl processes, once they exited
+        out["kubectl"] = ru.ru_utime + ru.ru_stime
+        return out
+
+    def used(self) -> dict[str, float]:
+        now = self._read()
+        return {name: round(now[name] - self._start.get(name, 0.0), 2) for name in now}

@@ -5,7 +5,6 @@ watches are open.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 import apicount
+import machine
 from harness.operator_process import OperatorProcess
 
 HERE = Path(__file__).resolve().parent
@@ -94,9 +94,7 @@ class BenchOperator(OperatorProcess):
     def cpu_seconds(self) -> float:
         """User + system CPU time the operator process has used so far (all its threads), from /proc/<pid>/stat."""
         assert self.proc is not None
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+        return round(machine.cpu_seconds(self.proc.pid), 2)
 
     def memory_kib(self) -> dict[str, int]:
         """VmRSS (now) and VmHWM (peak resident set since start), from /proc/<pid>/status."""

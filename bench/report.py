@@ -18,6 +18,22 @@ def _row(rows: list[list[str]], what: str, value: str, target: str = "", met: bo
     rows.append([what, value, target, "" if met is None else ("yes" if met else "NO")])
 
 
+SHORT = {"kube-apiserver": "apiserver", "kube-controller-manager": "controller-manager",
+         "kube-scheduler": "scheduler"}
+
+
+def cpu_split(run: dict[str, Any], own: float | None = None) -> str:
+    """Where the machine's CPU went during one run (machine.CpuMeter), the client's own last: the operator's
+    (`own`) or kubectl's."""
+    cpu = dict(run.get("cluster_cpu_s") or {})
+    if not cpu:
+        return ""
+    client = cpu.pop("kubectl", 0.0)
+    parts = [f"{SHORT.get(k, k)} {v:.1f}" for k, v in cpu.items()]
+    parts.append(f"operator {own:.1f}" if own is not None else f"kubectl {client:.1f}")
+    return ", ".join(parts)
+
+
 def rows(results: dict[str, Any]) -> list[list[str]]:
     out: list[list[str]] = []
     adm = results.get("admission")
@@ -99,6 +115,9 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
              + f"; operator CPU {sc.get('cpu_s', 0):.1f} s")
         _row(out, "4. scale: operator requests/s (writes/s)",
              f"{sc['requests_per_s']:.1f} ({sc['writes_per_s']:.1f}); {sc['requests_total']} in all")
+        if sc.get("cluster_cpu_s"):
+            _row(out, "4. scale: CPU seconds by process, operator run / floor",
+                 f"{cpu_split(sc, sc.get('cpu_s', 0.0))} / {cpu_split(floor or {})}")
     gr = results.get("growth")
     if gr and gr["ms_per_site"] is not None:
         pts = ", ".join(f"N={p['sites']}: {p['seconds']:.2f} s, {p['rss_kib'] * 1024 / MB:.0f} MB"
@@ -139,13 +158,15 @@ def markdown(results: dict[str, Any], text_table: str) -> str:
     conv = results.get("convergence")
     if conv:
         md += ["## Convergence runs", "", "| mode | sites | who | seconds | kubectl exit s | operator: project created, "
-               "children present, children done (s) | operator requests |", "|---|---|---|---|---|---|---|"]
+               "children present, children done (s) | operator requests | CPU s by process |",
+               "|---|---|---|---|---|---|---|---|"]
         for r in conv["runs"]:
             reqs = ", ".join(f"{k} {v}" for k, v in (r.get("requests") or {}).items())
             secs = f"{r['seconds']:.2f}" if r["seconds"] is not None else "rejected"
             marks = ", ".join(str(v) for v in (r.get("milestones_s") or {}).values())
+            cpu = cpu_split(r, r.get("cpu_s") if r["who"] == "operator" else None)
             md.append(f"| {r['mode']} | {r['sites']} | {r['who']} | {secs} | "
-                      f"{r.get('kubectl_exit_seconds', '')} | {marks} | {reqs} |")
+                      f"{r.get('kubectl_exit_seconds', '')} | {marks} | {reqs} | {cpu} |")
         md.append("")
     sc = results.get("scale")
     if sc:

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         env = scenarios.Env(api=api, admin_kubeconfig=cp.kubeconfig,
                             operator_kubeconfig=apicount.operator_identity(
                                 cp, api, workdir / "operator.kubeconfig", args.grant_namespace_list),
-                            kubectl=cp.kubectl, workdir=workdir, profile=args.profile,
+                            kubectl=cp.kubectl, workdir=workdir, profile=args.profile, cluster_pids=cp.pids(),
                             trace=args.trace, operator_env=dict(e.split("=", 1) for e in args.operator_env))
 
         if "scale" in parts:

@@ -21,6 +21,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 import apicount
+import machine
 import projects
 from multisite_operator.cli import dump_all
 from operator_proc import BenchOperator
@@ -42,6 +43,7 @@ class Env:
     profile: bool = False
     trace: bool = False
     operator_env: dict[str, str] = field(default_factory=dict)  # experiments, e.g. MALLOC_ARENA_MAX=2
+    cluster_pids: dict[str, int] = field(default_factory=dict)  # control-plane components, for machine.CpuMeter
     _serial: int = 0
 
     def namespace(self, prefix: str) -> str:
@@ -70,6 +72,7 @@ def converge_operator(env: Env, sites: int, mode: str = "shared", replicas: int 
         mem_idle, cpu_idle = op.memory_kib(), op.cpu_seconds()
         with Tracker(env.api, ns) as tr:
             before = apicount.Snapshot.take(env.api)
+            meter = machine.CpuMeter(env.cluster_pids)
             t0 = time.monotonic()
             try:
                 projects.create(env.api, doc)
@@ -108,10 +111,12 @@ def converge_operator(env: Env, sites: int, mode: str = "shared", replicas: int 
                 missing = [c for c in expected if not children_done([c])(tr.objects)]
                 raise AssertionError(f"Ready but children missing or not done: {missing[:5]}") from None
             mem, cpu = op.memory_kib(), op.cpu_seconds() - cpu_idle
+            cluster_cpu = meter.used()
             requests = apicount.Snapshot.take(env.api).operator_since(before)
         return {"namespace": ns, "sites": sites, "mode": mode, "seconds": round(seconds, 3), "t0_monotonic": t0,
                 "rss_idle_kib": mem_idle["VmRSS"], "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"],
-                "cpu_s": round(cpu, 2), "requests": requests, "children": len(objs), "op": op,
+                "cpu_s": round(cpu, 2), "cluster_cpu_s": cluster_cpu, "requests": requests, "children": len(objs),
+                "op": op,
                 "milestones_s": {"project_created": round(created, 3), **{k: round(v, 3) for k, v in marks.items()}},
                 "counters": op.counters()}
     except BaseException:
@@ -125,11 +130,13 @@ def converge_kubectl(env: Env, sites: int, mode: str = "shared", replicas: int =
     doc = projects.project(PROJECT, ns, sites, mode=mode, replicas=replicas)
     path, objs = projects.render(doc, ns, env.workdir)
     with Tracker(env.api, ns, ("deployments", "services", "ingresses", "jobs")) as tr:
+        meter = machine.CpuMeter(env.cluster_pids)
         t0 = time.monotonic()
         kubectl_seconds = projects.kubectl_apply(env.kubectl, env.admin_kubeconfig, path)
         t_done = tr.wait(children_done(projects.expected_children(objs)), timeout_for(sites, mode), "children done")
+        cluster_cpu = meter.used()
     return {"namespace": ns, "sites": sites, "mode": mode, "seconds": round(max(t_done - t0, kubectl_seconds), 3),
-            "kubectl_exit_seconds": round(kubectl_seconds, 3), "children": len(objs)}
+            "kubectl_exit_seconds": round(kubectl_seconds, 3), "children": len(objs), "cluster_cpu_s": cluster_cpu}
 
 
 def release_stages(objs: list[Obj]) -> list[list[Obj]]:
@@ -156,6 +163,7 @@ def apply_in_order(env: Env, ns: str, stem: str, objs: list[Obj], timeout: float
         files.append(f)
     kubectl_total, marks = 0.0, {}
     with Tracker(env.api, ns, ("deployments", "services", "ingresses", "jobs")) as tr:
+        meter = machine.CpuMeter(env.cluster_pids)
         t0 = time.monotonic()
         for i, (stage, f) in enumerate(zip(stages, files)):
             kubectl_total += projects.kubectl_apply(env.kubectl, env.admin_kubeconfig, f)
@@ -165,7 +173,8 @@ def apply_in_order(env: Env, ns: str, stem: str, objs: list[Obj], timeout: float
                 tr.wait(children_done(jobs), timeout, f"stage {i} Jobs done")
                 marks[f"stage{i}_jobs_done"] = time.monotonic() - t0
         t_done = tr.wait(children_done(projects.expected_children(objs)), timeout, "children done") - t0
-    return {"seconds": t_done, "kubectl_seconds": kubectl_total, "stages": len(stages),
+        cluster_cpu = meter.used()
+    return {"seconds": t_done, "kubectl_seconds": kubectl_total, "stages": len(stages), "cluster_cpu_s": cluster_cpu,
             "milestones_s": {k: round(v, 2) for k, v in marks.items()}}
 
 
@@ -178,7 +187,8 @@ def converge_kubectl_ordered(env: Env, sites: int, mode: str = "shared", replica
     path, objs = projects.render(doc, ns, env.workdir)
     run = apply_in_order(env, ns, path.stem, objs, timeout_for(sites, mode))
     return {"namespace": ns, "sites": sites, "mode": mode, "seconds": round(run["seconds"], 3),
-            "kubectl_exit_seconds": round(run["kubectl_seconds"], 3), "children": len(objs), "stages": run["stages"]}
+            "kubectl_exit_seconds": round(run["kubectl_seconds"], 3), "children": len(objs), "stages": run["stages"],
+            "cluster_cpu_s": run["cluster_cpu_s"]}
 
 
 def convergence(env: Env, sizes: list[int], repeats: int, multi: dict[int, int],
@@ -374,7 +384,7 @@ def scale_kubectl_ordered(env: Env, projects_n: int = 200, sites: int = 20) -> d
     _, objs = projects.render_file(src, ns)
     run = apply_in_order(env, ns, ns, objs, 600)
     return {"projects": projects_n, "sites": sites, "namespace": ns, "seconds": round(run["seconds"], 2),
-            "milestones_s": run["milestones_s"]}
+            "milestones_s": run["milestones_s"], "cluster_cpu_s": run["cluster_cpu_s"]}
 
 
 
@@ -394,6 +404,7 @@ def scale(env: Env, projects_n: int = 200, sites: int = 20, idle_seconds: float 
     try:
         with Tracker(env.api, ns, ("msp", "deployments", "jobs", "ingresses")) as tr:
             before = apicount.Snapshot.take(env.api)
+            meter = machine.CpuMeter(env.cluster_pids)
             t0 = time.monotonic()
             op.start()
             t_started = time.monotonic() - t0
@@ -426,6 +437,7 @@ def scale(env: Env, projects_n: int = 200, sites: int = 20, idle_seconds: float 
             after = apicount.Snapshot.take(env.api)
             mem = op.memory_kib()
             result["cpu_s"] = op.cpu_seconds()
+            result["cluster_cpu_s"] = meter.used()
             reqs = after.operator_since(before)
             total = apicount.operator_total(reqs)
             result.update({
