@@ -42,7 +42,7 @@ from typing import Any
 from . import claims, metrics, pods, tracing
 from .conditions import only_progress
 from .leader import NotLeader
-from .packed import ExpandCache, expand
+from .packed import ExpandCache
 from .reconcile import Outcome, Reconciler
 from .specs import SpecCache
 
@@ -357,8 +357,9 @@ class Controller:
             self.reconciler.retry = lambda k: self._later(k, self.states.setdefault(k, _State()), 5)
         # The indexes keep specs (and a project's status) as JSON text (packed.py); a status is read once per change.
         held = [c for name in CHILD_INDEXES for c in self.indexes.get(name, {}).get(key, [])]
-        self.expanded.reserve(len(held) + 1)
-        project = expand(self.expanded.expand(found[0]))
+        self.expanded.reserve(len(held) + 2)
+        # The status too: a large project's reconciles outnumber its status writes while it rolls out (round nine).
+        project = self.expanded.expand(found[0], ("spec", "status"))
         children = [self.expanded.expand(c) for c in held]
         conflicts = self.conflicts(key, project)
         (self.in_conflict.add if conflicts else self.in_conflict.discard)(key)

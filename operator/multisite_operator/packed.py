@@ -62,10 +62,11 @@ class ExpandCache:
         uid = (obj.get("metadata") or {}).get("uid")
         if uid is None:
             return expand(obj)
-        values = {f: self._value(uid, f, v) for f in fields if isinstance(v := obj.get(f), Packed)}
+        values = {f: self.value(uid, f, v) for f in fields if isinstance(v := obj.get(f), Packed)}
         return {**obj, **values} if values else obj
 
-    def _value(self, uid: str, field: str, text: Packed) -> Any:
+    def value(self, uid: str, field: str, text: Packed) -> Any:
+        """`text` parsed, or the value parsed from the same text last time (shared: read it, do not change it)."""
         k = (uid, field)
         found = self._values.get(k)
         if found is not None and (found[0] is text or found[0] == text):
