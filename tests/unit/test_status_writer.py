@@ -103,7 +103,7 @@ def progress(status: Any) -> bool:
     return status.get("progress", False)
 
 
-def test_a_progress_report_waits_for_twice_what_the_last_write_took_and_ready_replaces_it_at_once():
+def test_a_progress_report_waits_for_pace_factor_times_what_the_last_write_took_and_ready_replaces_it_at_once():
     async def scenario() -> tuple[TimedApi, float]:
         api = TimedApi(1.5)
         writer = StatusWriter(api.patch, may_wait=progress)
@@ -111,7 +111,7 @@ def test_a_progress_report_waits_for_twice_what_the_last_write_took_and_ready_re
         await api.done.wait()
         writer.submit(KEY, {"n": 2, "progress": True})  # RollingOut
         await asyncio.sleep(0.3)
-        assert len(api.writes) == 1  # n=2 waits: the last write took 1.5 s (a 2 s pace, the most)
+        assert len(api.writes) == 1  # n=2 waits: the last write took 1.5 s (a 5 s pace, the most)
         ready_at = asyncio.get_running_loop().time()
         writer.submit(KEY, {"n": 3})  # Ready: must not wait
         await writer.flush()
@@ -167,7 +167,7 @@ def test_progress_reports_faster_than_their_writes_still_show_within_the_bound(m
 def test_a_status_that_must_not_wait_is_written_at_once():
     api, submitted = second_after_first(1.5, {"n": 2})
     assert [w[0]["n"] for w in api.writes] == [1, 2]
-    assert api.writes[1][1] - submitted < 1.0  # not paced (a pace would be 2 s)
+    assert api.writes[1][1] - submitted < 1.0  # not paced (a pace would be 5 s)
 
 
 def test_only_large_projects_progress_reports_are_paced():
