@@ -84,3 +84,50 @@ def test_a_deployments_view_moves_with_what_ready_reads_and_not_with_condition_t
     assert what_reconciles_read(dep(0, "10:00")) == what_reconciles_read(dep(0, "10:01"))
     assert what_reconciles_read(dep(0, "10:00")) != what_reconciles_read(dep(1, "10:00"))
     assert what_reconciles_read({"kind": "Service", "metadata": {}}) is None  # every Service event counts
+
+
+def project_event_handler(controller: Controller):
+    registry = kopf.OperatorRegistry()
+    register(registry, controller)
+    return next(h.fn for h in registry._watching.get_all_handlers() if h.fn.__name__ == "project_event")
+
+
+def test_the_echo_of_our_own_status_write_triggers_no_reconcile_and_anything_else_does():
+    """Each status write comes back as a watch event of the project: a reconcile of it found nothing new (800 of
+    the 2680 reconciles of the 200-project scale run). A change by anyone else, or an edit, still reconciles."""
+    import copy
+
+    from fake_cluster import FakeCluster, example, reconcile
+    from multisite_operator.reconcile import Reconciler
+
+    cluster = FakeCluster(example())
+    controller = Recording()
+    controller.reconciler = Reconciler(cluster, cluster.emit)
+    handler = project_event_handler(controller)
+    key = ("shop", cluster.project["metadata"]["name"])
+
+    def event(type_: str = "MODIFIED") -> None:
+        body = copy.deepcopy(cluster.project)
+        asyncio.run(handler(namespace=key[0], name=key[1], uid="uid-1", type=type_, body=body))
+
+    event("ADDED")
+    assert controller.triggered == [key]
+    reconcile(controller.reconciler, cluster)  # writes the first status: resourceVersion 2
+    assert cluster.writes[-1][0] == "status" and cluster.project["metadata"]["resourceVersion"] == "2"
+    event()  # its echo
+    assert controller.triggered == [key]
+    cluster.project["metadata"]["labels"] = {"team": "web"}  # someone else's write, same generation
+    cluster.bump()
+    event()
+    assert controller.triggered == [key, key]
+    cluster.project["metadata"]["generation"] = 2  # an edit
+    cluster.bump()
+    event()
+    assert controller.triggered == [key, key, key]
+    # The echo of a write is recognised once: the same version again (a relist) reconciles.
+    reconcile(controller.reconciler, cluster)  # the new generation's status
+    assert cluster.writes[-1][0] == "status"
+    event()
+    assert len(controller.triggered) == 3
+    event()
+    assert len(controller.triggered) == 4
