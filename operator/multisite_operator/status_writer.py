@@ -16,9 +16,9 @@ written at once, and no progress report waits more than MAX_PACE_SECONDS in all 
 faster than it can be written still shows progress, a migration that runs minutes shows it after 5 s).
 
 Four times and 5 s (round nine; two times and 2 s before): a 1000-site multi-project rollout changes the status
-for a minute or more, and every write of it also reaches every watcher of the project as a ~400 KB event. Alternating
-runs of the same rollout: 27 status writes -> 14, done in 120 / 119 s -> 92 / 85 s, the API server's CPU 112 / 117 s
--> 84 / 77 s, the operator's 49 / 49 s -> 37 / 37 s (bench/ANALYSIS.md, round nine).
+for a minute or more, and every write of it also reaches every watcher of the project as a ~400 KB event.
+Alternating runs of the same rollout: 27 / 25 status writes -> 13 / 12, done in 120 / 119 s -> 92 / 85 s, the API
+server's CPU 112 / 117 s -> 84 / 77 s, the operator's 49 / 49 s -> 37 / 37 s (bench/ANALYSIS.md, round nine).
 """
 
 from __future__ import annotations
