@@ -98,8 +98,10 @@ class Reconciler:
         """True for the watch event of a status write of ours: the project as that write left it, which no reconcile
         needs to see (the next one compares with what was written anyway, see _old). A resourceVersion names one
         state, and the state a write of ours returned differs from the one before it only by our status: a
-        person's or another writer's change is an event of its own, at another version. When the event comes
-        before the write's answer it is not recognised, and reconciles as before."""
+        person's or another writer's change is an event of its own, at another version. (A write that changed
+        nothing returns the version it found: whoever made it left the status as ours, and a reconcile reads no
+        metadata but the generation, whose change is an edit and always reconciles.) When the event comes before
+        the write's answer it is not recognised, and reconciles as before."""
         versions = self._echoes.get(project)
         if not version or not versions or version not in versions:
             return False
