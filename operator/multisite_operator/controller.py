@@ -180,13 +180,6 @@ class Controller:
             return Priority.EDIT
         return Priority.FOLLOW_UP
 
-    def echo(self, key: Key, event_type: str | None, priority: Priority, version: str | None) -> bool:
-        """The project's event is the echo of a status write of this replica (Reconciler.echo): no news for a
-        reconcile. Each costs a reconcile of the whole project otherwise: 4 per shared project's start (800 of
-        the 2680 reconciles of the 200-project scale run), ~25 in a 1000-site multi-project rollout."""
-        return (event_type == "MODIFIED" and priority == Priority.FOLLOW_UP and self.reconciler is not None
-                and self.reconciler.echo(key, version))
-
     async def trigger(self, key: Key, priority: Priority = Priority.FOLLOW_UP) -> None:
         """Ask for a reconcile of `key`; returns at once (kopf's event handling never waits for a reconcile)."""
         self.enqueue(key, priority)

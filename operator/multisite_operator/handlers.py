@@ -194,10 +194,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
             controller.forget((namespace, name), uid)
         else:
             site_counts[(namespace, name)] = len((body.get("spec") or {}).get("sites") or [])
-            meta = body.get("metadata", {})
-            priority = controller.project_priority((namespace, name), meta.get("generation"), type)
-            if controller.echo((namespace, name), type, priority, meta.get("resourceVersion")):
-                return  # our own status write: no reconcile, and no domain was released
+            priority = controller.project_priority((namespace, name), body.get("metadata", {}).get("generation"), type)
             await controller.trigger((namespace, name), priority)
         metrics.SITES.set(sum(site_counts.values()))
         # A project that changed may have released a domain that another one waits for.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 Emit = Callable[[Obj, str, str, str], None]  # (project, type Normal|Warning, reason, message)
 MODES = {"shared": shared, "multi-project": multi}
 PROGRESS_RECHECK_SECONDS = 10.0  # a project under way is looked at again this often, events or not
-ECHOES_KEPT = 4  # our status writes per project whose watch events may still be on their way (Reconciler.echo)
 
 
 GATEWAY_API_MISSING = ("spec.gateway needs the Gateway API, but the cluster serves no HTTPRoute "
@@ -69,8 +67,6 @@ class Reconciler:
         # it is valid for (see _old).
         self._written: dict[tuple[str, str, str], tuple[Packed, tuple[str, ...]]] = {}
         self._unpacked = ExpandCache(32)  # the statuses in _written, parsed (the 32 projects read last)
-        # The resourceVersions our status writes returned, the last few per project: their watch events are echoes.
-        self._echoes: dict[tuple[str, str], deque[str]] = {}
         self.failures = FailureMessages(api.job_failure)
         self._jobs_reported: dict[tuple[str, str], set[str]] = {}  # uids of Jobs whose start was reported
         self.recent = RecentlyApplied()  # what was applied until the informer shows it (recent.py)
@@ -91,22 +87,6 @@ class Reconciler:
         written = self._written.get(memo)  # type: ignore[arg-type]
         if written is not None and version:
             self._written[memo] = (written[0], (*written[1], version))  # type: ignore[index]
-        if version:
-            self._echoes.setdefault(project, deque(maxlen=ECHOES_KEPT)).append(version)
-
-    def echo(self, project: tuple[str, str], version: str | None) -> bool:
-        """True for the watch event of a status write of ours: the project as that write left it, which no reconcile
-        needs to see (the next one compares with what was written anyway, see _old). A resourceVersion names one
-        state, and the state a write of ours returned differs from the one before it only by our status: a
-        person's or another writer's change is an event of its own, at another version. (A write that changed
-        nothing returns the version it found: whoever made it left the status as ours, and a reconcile reads no
-        metadata but the generation, whose change is an edit and always reconciles.) When the event comes before
-        the write's answer it is not recognised, and reconciles as before."""
-        versions = self._echoes.get(project)
-        if not version or not versions or version not in versions:
-            return False
-        versions.remove(version)
-        return True
 
     async def flush(self) -> None:
         """Wait for the status writes handed over so far (tests)."""
@@ -316,7 +296,6 @@ class Reconciler:
         another replica may have written since (issue 14 item 1). Nothing is lost: every reconcile then reads the
         cluster's own state."""
         self._written.clear()
-        self._echoes.clear()
         self.secret_checks.forget_all()
         self.recent.clear()
         self.failures.prune_all()
@@ -327,7 +306,6 @@ class Reconciler:
         self.recent.forget((namespace, name))
         for memo in [m for m in self._written if m[:2] == (namespace, name)]:
             del self._written[memo]
-        self._echoes.pop((namespace, name), None)
         self.secret_checks.forget(namespace, name)
         self.failures.prune(namespace, name)
         self.status.forget((namespace, name))
