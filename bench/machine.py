@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import resource
 import threading
 import time
 from pathlib import Path
@@ -73,8 +74,6 @@ class CpuMeter:
         self._start = self._read()
 
     def _read(self) -> dict[str, float]:
-        import resource
-
         out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # kubectl processes, once they exited
         out["kubectl"] = ru.ru_utime + ru.ru_stime
