@@ -48,7 +48,8 @@ from .specs import SpecCache
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-CHILD_INDEXES = ("deployments_idx", "services_idx", "ingresses_idx", "jobs_idx", "httproutes_idx")
+KOPF_CHILD_INDEXES = ("ingresses_idx", "jobs_idx", "httproutes_idx")  # kopf's (handlers.py)
+CHILD_INDEXES = ("deployments_idx", "services_idx", *KOPF_CHILD_INDEXES)  # the first two: children.Children
 # Reconciles at once: enough to keep the API server busy, few enough that their working sets stay small; matches
 # kube.API_THREADS (measured in bench/ANALYSIS.md: 16/16 keeps the start-up time at a third less peak memory).
 RECONCILE_WORKERS = 16
@@ -101,7 +102,8 @@ class Controller:
     states: dict[Key, _State] = field(default_factory=dict)
     in_conflict: set[Key] = field(default_factory=set)
     active: bool = True
-    pulling: dict[str, Key] = field(default_factory=dict)  # pod uid -> project, for pods that cannot pull or crash
+    pod_problems: pods.Problems = field(init=False)  # pods that cannot pull or crash, from the pod watch (informer.py)
+    synced: list[asyncio.Event] = field(default_factory=list)  # of the watches outside kopf: reconciles wait for all
     pull_messages: dict[Key, dict[str, str]] = field(default_factory=dict)  # first kubelet message per image
     secret_recheck: float = 60.0  # --secret-recheck-seconds, handed to the Reconciler (rotation.py)
     guard: Callable[[], None] | None = None  # with leader election: raises leader.NotLeader once the Lease lapsed
@@ -120,6 +122,9 @@ class Controller:
     _underway: dict[Key, float] = field(default_factory=dict)  # project -> when it was first seen under way
     _admitted: set[Key] = field(default_factory=set)  # taken from the backlog, its reconcile not yet done
     _recheck: asyncio.TimerHandle | None = None  # wakes the workers when a project's hold ends
+
+    def __post_init__(self) -> None:
+        self.pod_problems = pods.Problems(self.enqueue)
 
     def may_write(self) -> None:
         """kube.KubeApi's write guard (handlers.py): refuses every write of a replica that is not the leader."""
@@ -271,6 +276,8 @@ class Controller:
     async def _work(self, least: Priority) -> None:
         """One worker: takes the most urgent project waiting, if at least as urgent as `least`."""
         assert self._wake is not None
+        for synced in self.synced:  # as kopf holds its handlers until its indexes listed: a first reconcile (after
+            await synced.wait()  # a restart) sees every child there is and the pods that fail already
         while True:
             key = self._next(least)
             if key is None:
@@ -321,8 +328,7 @@ class Controller:
 
     def crashes(self, key: Key, children: list[dict[str, Any]]) -> list[str]:
         """Start-up crashes of pods running a Deployment's current template (pods.current_crashes)."""
-        found = list((self.indexes.get("pull_problems_idx") or {}).get(key, []))
-        return pods.describe_crashes(pods.current_crashes(found, children))
+        return pods.describe_crashes(pods.current_crashes(self.pod_problems.of(key), children))
 
     def gateways(self, project: dict[str, Any]) -> dict[Key, dict[str, Any]]:
         """The Gateways the project's spec.gateway names, as cached (only their listeners), for routing status."""
@@ -340,7 +346,7 @@ class Controller:
         return lambda name: next(iter(index.get((key[0], name), [])), None)
 
     def image_problems(self, key: Key) -> list[str]:
-        problems = [p for p in (self.indexes.get("pull_problems_idx") or {}).get(key, []) if p.get("kind") != "crash"]
+        problems = [p for p in self.pod_problems.of(key) if p.get("kind") != "crash"]
         if not problems:
             self.pull_messages.pop(key, None)
             return []

@@ -15,8 +15,8 @@ from typing import Any
 
 import kopf
 
-from . import certificates, claims, metrics, observe, pods, routing_status, tracing
-from .controller import CHILD_INDEXES, Controller
+from . import certificates, claims, metrics, observe, routing_status, tracing
+from .controller import KOPF_CHILD_INDEXES, Controller
 from .events import EventPoster
 from .kube import Connection, KubeApi, credentials
 from .models import GROUP, KIND, PLURAL, VERSION
@@ -26,8 +26,9 @@ from .reconcile import Reconciler
 
 Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
-INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "foreign_routes_idx", "pull_problems_idx", "gateways_idx",
-           "certificates_idx", *CHILD_INDEXES)
+# Deployments and Services are watched outside kopf (children.py), and so are pods (pods.Problems).
+INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "foreign_routes_idx", "gateways_idx", "certificates_idx",
+           *KOPF_CHILD_INDEXES)
 # The Gateway API: watched only where its CRDs are installed (kopf starts these watches when the CRDs appear).
 GATEWAY_API = ("gateway.networking.k8s.io", "v1")
 
@@ -136,14 +137,6 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         project = owning_project(body, labels)
         return {(namespace, project): slim(body)} if project else None
 
-    @kopf.index("apps", "v1", "deployments", labels=OURS, registry=registry, id="deployments_idx")
-    async def deployments_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
-        return child(body, namespace, labels)
-
-    @kopf.index("v1", "services", labels=OURS, registry=registry, id="services_idx")
-    async def services_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
-        return child(body, namespace, labels)
-
     @kopf.index("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry, id="ingresses_idx")
     async def ingresses_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
@@ -165,13 +158,6 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.index("batch", "v1", "jobs", labels=OURS, registry=registry, id="jobs_idx")
     async def jobs_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
         return child(body, namespace, labels)
-
-    @kopf.index("v1", "pods", labels=OURS, registry=registry, id="pull_problems_idx")
-    async def pull_problems_idx(body: kopf.Body, namespace: str, labels: Any, **_: Any) -> Any:
-        """Only pods that cannot pull their image or crash at start-up are kept: a few small dicts, not every pod."""
-        project = labels.get(PROJECT_LABEL)
-        problem = pods.pod_problem(body) if project else None
-        return {(namespace, project): problem} if problem else None
 
     def capture(kwargs: dict[str, Any]) -> None:
         """kopf hands the live index objects to every handler; the controller keeps them to read between events."""
@@ -201,8 +187,6 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         for waiting in list(controller.in_conflict - {(namespace, name)}):
             asyncio.ensure_future(controller.trigger(waiting))
 
-    @kopf.on.event("apps", "v1", "deployments", labels=OURS, registry=registry)
-    @kopf.on.event("v1", "services", labels=OURS, registry=registry)
     @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=OURS, registry=registry)
     @kopf.on.event("batch", "v1", "jobs", labels=OURS, registry=registry)
     @kopf.on.event(*GATEWAY_API, "httproutes", labels=OURS, registry=registry)
@@ -251,19 +235,3 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
             if key[0] == namespace and any(((unpack(p.get("spec")) or {}).get("ingress") or {}).get("tls", {})
                                            .get("enabled") for p in store):
                 asyncio.ensure_future(controller.trigger(key))
-
-    @kopf.on.event("v1", "pods", labels=OURS, registry=registry)
-    async def pod_event(namespace: str, labels: Any, body: kopf.Body, uid: str, type: str | None,
-                        **kwargs: Any) -> None:
-        """Reconcile only when a pod starts or stops failing (to pull, or to start): pods change often, failures
-        rarely."""
-        capture(kwargs)
-        project = labels.get(PROJECT_LABEL)
-        failing = type != "DELETED" and pods.pod_problem(body) is not None
-        if not project or failing == (uid in controller.pulling):
-            return
-        if failing:
-            controller.pulling[uid] = (namespace, project)
-        else:
-            controller.pulling.pop(uid, None)
-        await controller.trigger((namespace, project))

@@ -114,10 +114,12 @@ class Connection:
             self._connect(self._load())
 
     def request(self, method: str, path: str, *, query: list | None, headers: dict[str, str],
-                body: bytes | None) -> urllib3.BaseHTTPResponse:
+                body: bytes | None, timeout: urllib3.Timeout = TIMEOUT,
+                stream: bool = False) -> urllib3.BaseHTTPResponse:
+        """`stream`: the body is read by the caller (a watch), not before this returns."""
         url = self.server + path + (f"?{urlencode(query)}" if query else "")
         return self.pool.request(method, url, body=body, headers={**self.headers, **headers}, retries=False,
-                                 timeout=TIMEOUT)
+                                 timeout=timeout, preload_content=not stream)
 
 
 def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:

@@ -190,13 +190,13 @@ def reconcile(reconciler: Any, cluster: FakeCluster, conflicts: list[str] | None
               image_problems: list[str] | None = None, pods: list[Obj] | None = None,
               gateways: dict | None = None, certs: Any = None) -> Any:
     """One reconcile as the controller runs it: the project and its children as the caches hold them; `pods` go
-    through the controller's own pod index entries and crash filter (handlers.pull_problems_idx, Controller)."""
+    through the controller's own pod problems and crash filter (pods.Problems, Controller)."""
     cluster.writes.clear()
     cluster.reads.clear()
     children = cluster.children()
     ctl = Controller()
     key = (cluster.project["metadata"]["namespace"], cluster.project["metadata"]["name"])
-    ctl.indexes["pull_problems_idx"] = {key: [p for p in map(pod_problem, pods or []) if p]}
+    ctl.pod_problems.by_project[key] = {str(i): p for i, p in enumerate(filter(None, map(pod_problem, pods or [])))}
     crashes = ctl.crashes(key, children)
 
     async def once() -> Any:

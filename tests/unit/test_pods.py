@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from multisite_operator import conditions as cond
 from multisite_operator.pods import crash as problem_crash
-from multisite_operator.pods import crash_problem, current_crashes, describe, describe_crashes, pod_problem, problem, pull_problem
+from multisite_operator.naming import PROJECT_LABEL
+from multisite_operator.pods import (Problems, crash_problem, current_crashes, describe, describe_crashes, pod_problem,
+                                     problem, pull_problem, watched)
 
 IMAGE = "registry.example.com/web:2.0"
 PULL_ERROR = f'failed to pull and unpack image "{IMAGE}": not found'
@@ -100,3 +102,40 @@ def test_crash_message_fits_an_event_in_bytes_not_characters():
                                   {**EXITED, "message": "…" * 2000}))
     message = problem_crash(describe_crashes([crash])).message
     assert len(f"Ready=False: {message}".encode()) <= 1024
+
+
+def labelled(uid: str, reason: str, namespace: str = "ns", project: str | None = "web") -> dict:
+    """A pod as the pod watch hands it on (pods.watched)."""
+    found = pod(reason, PULL_ERROR)
+    found["metadata"] = {"name": f"pod-{uid}", "uid": uid, "namespace": namespace,
+                         "labels": {PROJECT_LABEL: project} if project else {}}
+    return watched(found)
+
+
+def test_the_pod_watch_reconciles_a_project_when_a_pod_starts_or_stops_failing_not_on_every_event():
+    triggered: list[tuple[str, str]] = []
+    seen = Problems(triggered.append)
+    seen.event("ADDED", labelled("a", "ContainerCreating"))
+    assert triggered == [] and seen.of(("ns", "web")) == []
+    seen.event("MODIFIED", labelled("a", "ErrImagePull"))
+    assert triggered == [("ns", "web")] and [p["reason"] for p in seen.of(("ns", "web"))] == ["ErrImagePull"]
+    seen.event("MODIFIED", labelled("a", "ImagePullBackOff"))  # still failing: no reconcile, the latest is kept
+    assert triggered == [("ns", "web")] and [p["reason"] for p in seen.of(("ns", "web"))] == ["ImagePullBackOff"]
+    seen.event("DELETED", labelled("a", "ImagePullBackOff"))
+    assert triggered == [("ns", "web")] * 2 and seen.of(("ns", "web")) == [] and seen.by_project == {}
+    seen.event("ADDED", labelled("b", "ErrImagePull", project=None))  # not a project's pod
+    assert len(triggered) == 2 and seen.by_project == {}
+
+
+def test_a_new_list_drops_the_failing_pods_that_went_while_the_watch_was_down_in_that_namespace_only():
+    triggered: list[tuple[str, str]] = []
+    seen = Problems(triggered.append)
+    seen.listed("ns", [labelled("a", "ErrImagePull"), labelled("b", "ErrImagePull")])
+    seen.listed("other", [labelled("c", "ErrImagePull", namespace="other")])
+    assert len(seen.of(("ns", "web"))) == 2 and len(seen.of(("other", "web"))) == 1
+    triggered.clear()
+    seen.listed("ns", [labelled("b", "ErrImagePull")])  # a was deleted meanwhile; c is in another namespace
+    assert triggered == [("ns", "web")]
+    assert [p["pod"] for p in seen.of(("ns", "web"))] == ["pod-b"] and len(seen.of(("other", "web"))) == 1
+    seen.listed(None, [])  # a cluster-wide list: nothing fails anywhere now
+    assert seen.by_project == {} and sorted(set(triggered)) == [("ns", "web"), ("other", "web")]
