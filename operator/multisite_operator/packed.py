@@ -65,6 +65,13 @@ class ExpandCache:
         values = {f: self.value(uid, f, v) for f in fields if isinstance(v := obj.get(f), Packed)}
         return {**obj, **values} if values else obj
 
+    def put(self, uid: str, field: str, text: Packed, value: Any) -> None:
+        """`value` is what `text` parses to, already at hand (the one who packed it): kept as if parsed."""
+        self._values[(uid, field)] = (text, value)
+        self._values.move_to_end((uid, field))
+        while len(self._values) > self.size:
+            self._values.popitem(last=False)
+
     def value(self, uid: str, field: str, text: Packed) -> Any:
         """`text` parsed, or the value parsed from the same text last time (shared: read it, do not change it)."""
         k = (uid, field)
@@ -73,8 +80,5 @@ class ExpandCache:
             self._values.move_to_end(k)
             return found[1]
         value = json.loads(text)
-        self._values[k] = (text, value)
-        self._values.move_to_end(k)
-        while len(self._values) > self.size:
-            self._values.popitem(last=False)
+        self.put(uid, field, text, value)
         return value

@@ -409,3 +409,24 @@ def test_an_event_after_a_costly_reconcile_ended_goes_at_once():
 
 def test_a_reconcile_that_changed_children_never_cools_down():
     assert run_after_a_costly_reconcile(3, Priority.FOLLOW_UP, None).runs == 2
+
+
+def test_no_reconcile_starts_before_the_watches_outside_kopf_have_listed():
+    """After a restart the first reconcile must see every Deployment, Service and failing pod there is: one that ran
+    before their lists would take a missing child for one to create and a crash-looping site for a healthy one."""
+    async def scenario() -> tuple[int, int]:
+        rec = Recorder()
+        c = controller(rec)
+        listed = [asyncio.Event(), asyncio.Event()]
+        c.synced = listed
+        await c.trigger(KEY, Priority.EDIT)
+        listed[0].set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        before = rec.runs
+        listed[1].set()
+        await until(lambda: rec.runs == 1)
+        await c.idle()
+        return before, rec.runs
+
+    assert asyncio.run(scenario()) == (0, 1)
