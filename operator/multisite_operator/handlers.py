@@ -5,6 +5,7 @@ annotation that outgrows the 256 KiB annotation limit near 1000 sites, progress 
 operator is level-based instead: kopf indexes are the informer caches, every event of a project or of a child
 triggers the same reconcile (controller.py), and that reconcile writes only what differs. `register` puts the
 handlers into a registry the caller owns (no module global), so a test or a second operator gets its own.
+Pods, Deployments and Services, the many events of a rollout, are watched outside kopf (informer.py, children.py).
 """
 
 from __future__ import annotations
