@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -88,7 +89,10 @@ class ListWatch:
                 version = self._list(path)
                 delay = 0.5
                 while not self._stop.is_set():
+                    began = time.monotonic()
                     version = self._watch(path, version)
+                    if time.monotonic() - began < 1.0:  # ended at once (a proxy, a server shutting down):
+                        self._stop.wait(1.0)  # never a loop of watch requests
             except Gone:
                 continue  # list again at once: the API server compacted past our version
             except Exception as exc:  # noqa: BLE001 - a watch must outlive any error; it lists again after a pause

@@ -141,3 +141,19 @@ def test_namespace_patterns_keep_only_the_matching_namespaces_of_a_cluster_wide_
     run(api, seen, 2, keep=in_namespaces(["shop-*"]))
     assert seen.seen == [("listed", None, ["a"]), ("ADDED", "d")]
     assert in_namespaces([]) is None
+
+
+def test_watches_that_end_at_once_are_not_asked_again_in_a_loop():
+    """A proxy or a server on its way down may end every watch at once: one watch a second, not hundreds."""
+    api = Scripted([Response(200, page([], "9"))] + [Response(200, lines=[]) for _ in range(100)])
+
+    async def scenario() -> int:
+        watch = ListWatch(api, "/api/v1", "pods", None, "a=b", Recorder(),  # type: ignore[arg-type]
+                          asyncio.get_running_loop())
+        watch.start()
+        await asyncio.wait_for(watch.synced.wait(), 5)
+        await asyncio.sleep(0.5)
+        watch.stop()
+        return sum("watch" in q for _, q in api.asked)
+
+    assert asyncio.run(scenario()) <= 2
