@@ -34,7 +34,8 @@ def exact_namespaces(namespaces: list[str] | None) -> bool:
 
 def in_namespaces(patterns: list[str] | None) -> Callable[[dict[str, Any]], bool] | None:
     """Whether an object is in a namespace the operator serves, for watches that list every namespace: kopf's own
-    pattern syntax (globs, negations), so they serve exactly the namespaces kopf's watches do."""
+    pattern syntax (globs, negations), so they serve exactly the namespaces kopf's watches do (its matcher is not
+    public API: kopf is pinned in pyproject.toml, and tests/unit/test_informer.py runs it)."""
     if not patterns:
         return None
     from kopf._cogs.structs.references import match_namespace
