@@ -41,6 +41,7 @@ from typing import Any
 
 from . import claims, metrics, pods, tracing
 from .conditions import only_progress
+from .informer import ByProject
 from .leader import NotLeader
 from .packed import ExpandCache
 from .reconcile import Outcome, Reconciler
@@ -49,7 +50,7 @@ from .specs import SpecCache
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 KOPF_CHILD_INDEXES = ("ingresses_idx", "jobs_idx", "httproutes_idx")  # kopf's (handlers.py)
-CHILD_INDEXES = ("deployments_idx", "services_idx", *KOPF_CHILD_INDEXES)  # the first two: children.Children
+CHILD_INDEXES = ("deployments_idx", "services_idx", *KOPF_CHILD_INDEXES)  # the first two: informer.ByProject
 # Reconciles at once: enough to keep the API server busy, few enough that their working sets stay small; matches
 # kube.API_THREADS (measured in bench/ANALYSIS.md: 16/16 keeps the start-up time at a third less peak memory).
 RECONCILE_WORKERS = 16
@@ -102,7 +103,7 @@ class Controller:
     states: dict[Key, _State] = field(default_factory=dict)
     in_conflict: set[Key] = field(default_factory=set)
     active: bool = True
-    pod_problems: pods.Problems = field(init=False)  # pods that cannot pull or crash, from the pod watch (informer.py)
+    pod_problems: ByProject = field(init=False)  # pods that cannot pull or crash, from the pod watch (pods.watched)
     synced: list[asyncio.Event] = field(default_factory=list)  # of the watches outside kopf: reconciles wait for all
     pull_messages: dict[Key, dict[str, str]] = field(default_factory=dict)  # first kubelet message per image
     secret_recheck: float = 60.0  # --secret-recheck-seconds, handed to the Reconciler (rotation.py)
@@ -124,7 +125,7 @@ class Controller:
     _recheck: asyncio.TimerHandle | None = None  # wakes the workers when a project's hold ends
 
     def __post_init__(self) -> None:
-        self.pod_problems = pods.Problems(self.enqueue)
+        self.pod_problems = ByProject(self.enqueue, lambda *_: None)
 
     def may_write(self) -> None:
         """kube.KubeApi's write guard (handlers.py): refuses every write of a replica that is not the leader."""
@@ -328,7 +329,7 @@ class Controller:
 
     def crashes(self, key: Key, children: list[dict[str, Any]]) -> list[str]:
         """Start-up crashes of pods running a Deployment's current template (pods.current_crashes)."""
-        return pods.describe_crashes(pods.current_crashes(self.pod_problems.of(key), children))
+        return pods.describe_crashes(pods.current_crashes(self.pod_problems.get(key, []), children))
 
     def gateways(self, project: dict[str, Any]) -> dict[Key, dict[str, Any]]:
         """The Gateways the project's spec.gateway names, as cached (only their listeners), for routing status."""
@@ -346,7 +347,7 @@ class Controller:
         return lambda name: next(iter(index.get((key[0], name), [])), None)
 
     def image_problems(self, key: Key) -> list[str]:
-        problems = [p for p in self.pod_problems.of(key) if p.get("kind") != "crash"]
+        problems = [p for p in self.pod_problems.get(key, []) if p.get("kind") != "crash"]
         if not problems:
             self.pull_messages.pop(key, None)
             return []

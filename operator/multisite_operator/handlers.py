@@ -27,7 +27,7 @@ from .reconcile import Reconciler
 
 Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
-# Deployments and Services are watched outside kopf (children.py), and so are pods (pods.Problems).
+# Deployments, Services and pods are watched outside kopf (informer.py; children.watched, pods.watched).
 INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "foreign_routes_idx", "gateways_idx", "certificates_idx",
            *KOPF_CHILD_INDEXES)
 # The Gateway API: watched only where its CRDs are installed (kopf starts these watches when the CRDs appear).

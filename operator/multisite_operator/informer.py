@@ -23,6 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import urllib3
@@ -31,6 +32,7 @@ from .kube import ApiError, Connection
 from .obj import Obj
 
 log = logging.getLogger(__name__)
+Key = tuple[str, str]
 WATCH_SECONDS = 300  # the server ends each watch after this long; the next one resumes from the last version seen
 PAGE = 500
 MAX_BACKOFF_SECONDS = 8.0  # between lists after failures: an API server back from a restart is seen within it
@@ -69,13 +71,10 @@ class ListWatch:
         self.synced = asyncio.Event()
         self._listed: set[str] = set()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         for path in self.scopes:
-            thread = threading.Thread(target=self._run, args=(path,), name=f"watch {path}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+            threading.Thread(target=self._run, args=(path,), name=f"watch {path}", daemon=True).start()
 
     def stop(self) -> None:
         """The threads end at their next event or bookmark (daemons: they never hold the process)."""
@@ -170,3 +169,62 @@ class ListWatch:
         self._listed.add(path)
         if self._listed >= self.scopes.keys():
             self.synced.set()
+
+
+@dataclass
+class ByProject:
+    """The consumer of a watch here: what is kept of each object (its view's "body"), by project; `get` reads like a
+    kopf index (controller.CHILD_INDEXES). A view names its uid, its project (None: not one to keep, e.g. a pod that
+    does not fail) and "read", the part a reconcile acts on (None: every event counts); the project is reconciled
+    when an object comes, goes, or changes that part."""
+
+    trigger: Callable[[Key], None]
+    deleted: Callable[[Key, Obj], None]  # controller.child_deleted
+    by_project: dict[Key, dict[str, Obj]] = field(default_factory=dict)
+    _where: dict[str, tuple[Key, Any]] = field(default_factory=dict)  # uid -> (project, what a reconcile reads)
+
+    def get(self, key: Key, default: Any = ()) -> Any:
+        found = self.by_project.get(key)
+        return list(found.values()) if found else default
+
+    def event(self, kind: str, view: Obj) -> None:
+        """An event that leaves what a reconcile reads the same triggers none (Deployment status writes on their
+        way, observe.what_reconciles_read; a failing pod's next kubelet message); a Service's every event counts."""
+        uid, key = view["uid"], view["project"]
+        before = self._where.get(uid)
+        if kind == "DELETED" or key is None:  # gone, or no longer kept (an owner reference removed, a pod recovered)
+            self._drop(uid, view["body"] if kind == "DELETED" else None)
+            return
+        self.by_project.setdefault(key, {})[uid] = view["body"]
+        self._where[uid] = (key, view["read"])
+        if before is not None and before[0] != key:
+            self._remove(uid, before[0])
+            self.trigger(before[0])
+        elif before is not None and view["read"] is not None and before[1] == view["read"]:
+            return
+        self.trigger(key)
+
+    def listed(self, namespace: str | None, views: list[Obj]) -> None:
+        """Everything there is in `namespace` (None: everywhere): what is not among it was deleted meanwhile."""
+        for view in views:
+            self.event("ADDED", view)
+        there = {v["uid"] for v in views}
+        for uid, (key, _) in list(self._where.items()):
+            if uid not in there and namespace in (None, key[0]):
+                self._drop(uid, self.by_project.get(key, {}).get(uid))
+
+    def _drop(self, uid: str, body: Obj | None) -> None:
+        before = self._where.pop(uid, None)
+        if before is None:
+            return
+        key = before[0]
+        kept = self._remove(uid, key)
+        self.deleted(key, body or kept or {})
+        self.trigger(key)
+
+    def _remove(self, uid: str, key: Key) -> Obj | None:
+        found = self.by_project.get(key, {})
+        kept = found.pop(uid, None)
+        if not found:
+            self.by_project.pop(key, None)
+        return kept

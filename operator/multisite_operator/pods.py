@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from . import conditions as cond
 from .naming import PROJECT_LABEL
 from .obj import Obj
-
-Key = tuple[str, str]
 
 # Waiting reasons of a container whose image the kubelet cannot get (kubelet's images package).
 PULL_REASONS = frozenset({
@@ -181,55 +177,15 @@ def problem(lines: list[str]) -> cond.Problem | None:
     return cond.Problem(REASON, message, degraded=message)
 
 
+FAILING = "failing"  # what a reconcile reads of a pod: that it fails; a new kubelet message alone triggers none
+
+
 def watched(pod: Obj) -> Obj:
-    """What the pod watch keeps of a pod (informer.ListWatch's view, computed in its thread): whose it is and what
-    fails, if anything."""
+    """What the pod watch keeps of a pod (informer.ByProject's view, computed in the watch thread): its problem, only
+    while it has one, under its project. A project is reconciled when one of its pods starts or stops failing: pods
+    change often, failures rarely."""
     meta = pod.get("metadata") or {}
-    return {"uid": meta.get("uid", ""), "namespace": meta.get("namespace", ""),
-            "project": (meta.get("labels") or {}).get(PROJECT_LABEL), "problem": pod_problem(pod)}
-
-
-@dataclass
-class Problems:
-    """The pod watch's consumer (informer.ListWatch): each pod of a project that cannot pull or crashes, and nothing
-    of any other pod. A project is reconciled when one of its pods starts or stops failing: pods change often,
-    failures rarely."""
-
-    trigger: Callable[[Key], None]
-    by_project: dict[Key, dict[str, Obj]] = field(default_factory=dict)  # project -> failing pod uid -> problem
-    _where: dict[str, Key] = field(default_factory=dict)  # failing pod uid -> its project
-
-    def of(self, key: Key) -> list[Obj]:
-        return list(self.by_project.get(key, {}).values())
-
-    def event(self, kind: str, pod: Obj) -> None:
-        """`pod` as `watched` sees it."""
-        uid, project = pod["uid"], pod["project"]
-        found = pod["problem"] if kind != "DELETED" and project else None
-        if found is None:
-            self._drop(uid)
-            return
-        key = (pod["namespace"], project)
-        failing = uid in self._where
-        self.by_project.setdefault(key, {})[uid] = found  # the latest kubelet message, read by the next reconcile
-        self._where[uid] = key
-        if not failing:
-            self.trigger(key)
-
-    def listed(self, namespace: str | None, pods: list[Obj]) -> None:
-        for pod in pods:
-            self.event("ADDED", pod)
-        there = {p["uid"] for p in pods}
-        for uid, key in list(self._where.items()):
-            if uid not in there and namespace in (None, key[0]):
-                self._drop(uid)  # deleted while the watch was down
-
-    def _drop(self, uid: str) -> None:
-        key = self._where.pop(uid, None)
-        if key is None:
-            return
-        found = self.by_project.get(key, {})
-        found.pop(uid, None)
-        if not found:
-            self.by_project.pop(key, None)
-        self.trigger(key)
+    project, problem = (meta.get("labels") or {}).get(PROJECT_LABEL), pod_problem(pod)
+    keep = project and problem is not None
+    return {"uid": meta.get("uid", ""), "project": (meta.get("namespace", ""), project) if keep else None,
+            "read": FAILING, "body": problem}

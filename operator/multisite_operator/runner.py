@@ -49,7 +49,7 @@ def own_watches(args: argparse.Namespace, controller: Any, loop: asyncio.Abstrac
     Role in each suffices); patterns, like cluster-wide, watch every namespace and keep the matching ones."""
     from . import children, pods
     from .handlers import OURS
-    from .informer import ListWatch
+    from .informer import ByProject, ListWatch
     from .kube import Connection, credentials
     from .naming import PROJECT_LABEL
 
@@ -57,8 +57,8 @@ def own_watches(args: argparse.Namespace, controller: Any, loop: asyncio.Abstrac
     namespaces = args.namespace if exact else None
     keep = None if exact else in_namespaces(args.namespace)
     selector = ",".join([*(f"{k}={v}" for k, v in OURS.items()), PROJECT_LABEL])
-    deployments = children.Children(controller.enqueue, controller.child_deleted)
-    services = children.Children(controller.enqueue, controller.child_deleted)
+    deployments = ByProject(controller.enqueue, controller.child_deleted)
+    services = ByProject(controller.enqueue, controller.child_deleted)
     controller.indexes.update(deployments_idx=deployments, services_idx=services)
 
     def watch(prefix: str, plural: str, consumer: Any, view: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:

@@ -1,11 +1,12 @@
-"""The Deployments and Services cache outside kopf (children.py): kept by project for the reconciles, a reconcile
+"""The Deployments and Services cache outside kopf (children.watched, informer.ByProject): kept by project for the reconciles, a reconcile
 triggered when what it reads of a child changes or a child goes, and a new list tells what went meanwhile."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from multisite_operator.children import Children, watched
+from multisite_operator.children import watched
+from multisite_operator.informer import ByProject
 
 OWNER = {"apiVersion": "multisite.dev/v1alpha1", "kind": "MultiSiteProject", "name": "web", "controller": True}
 LABELS = {"app.kubernetes.io/managed-by": "multisite-operator", "multisite.dev/project": "web"}
@@ -25,7 +26,7 @@ class Recorded:
     def __init__(self) -> None:
         self.triggered: list[tuple[str, str]] = []
         self.deleted: list[tuple[tuple[str, str], str]] = []
-        self.cache = Children(self.triggered.append, lambda key, body: self.deleted.append((key, body["metadata"]["uid"])))
+        self.cache = ByProject(self.triggered.append, lambda key, body: self.deleted.append((key, body["metadata"]["uid"])))
 
 
 def test_a_deployment_is_cached_slim_by_project_and_only_what_a_reconcile_reads_triggers_one():

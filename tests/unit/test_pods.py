@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from multisite_operator import conditions as cond
 from multisite_operator.pods import crash as problem_crash
+from multisite_operator.informer import ByProject
 from multisite_operator.naming import PROJECT_LABEL
-from multisite_operator.pods import (Problems, crash_problem, current_crashes, describe, describe_crashes, pod_problem,
+from multisite_operator.pods import (crash_problem, current_crashes, describe, describe_crashes, pod_problem,
                                      problem, pull_problem, watched)
 
 IMAGE = "registry.example.com/web:2.0"
@@ -114,28 +115,28 @@ def labelled(uid: str, reason: str, namespace: str = "ns", project: str | None =
 
 def test_the_pod_watch_reconciles_a_project_when_a_pod_starts_or_stops_failing_not_on_every_event():
     triggered: list[tuple[str, str]] = []
-    seen = Problems(triggered.append)
+    seen = ByProject(triggered.append, lambda *_: None)
     seen.event("ADDED", labelled("a", "ContainerCreating"))
-    assert triggered == [] and seen.of(("ns", "web")) == []
+    assert triggered == [] and seen.get(("ns", "web"), []) == []
     seen.event("MODIFIED", labelled("a", "ErrImagePull"))
-    assert triggered == [("ns", "web")] and [p["reason"] for p in seen.of(("ns", "web"))] == ["ErrImagePull"]
+    assert triggered == [("ns", "web")] and [p["reason"] for p in seen.get(("ns", "web"), [])] == ["ErrImagePull"]
     seen.event("MODIFIED", labelled("a", "ImagePullBackOff"))  # still failing: no reconcile, the latest is kept
-    assert triggered == [("ns", "web")] and [p["reason"] for p in seen.of(("ns", "web"))] == ["ImagePullBackOff"]
+    assert triggered == [("ns", "web")] and [p["reason"] for p in seen.get(("ns", "web"), [])] == ["ImagePullBackOff"]
     seen.event("DELETED", labelled("a", "ImagePullBackOff"))
-    assert triggered == [("ns", "web")] * 2 and seen.of(("ns", "web")) == [] and seen.by_project == {}
+    assert triggered == [("ns", "web")] * 2 and seen.get(("ns", "web"), []) == [] and seen.by_project == {}
     seen.event("ADDED", labelled("b", "ErrImagePull", project=None))  # not a project's pod
     assert len(triggered) == 2 and seen.by_project == {}
 
 
 def test_a_new_list_drops_the_failing_pods_that_went_while_the_watch_was_down_in_that_namespace_only():
     triggered: list[tuple[str, str]] = []
-    seen = Problems(triggered.append)
+    seen = ByProject(triggered.append, lambda *_: None)
     seen.listed("ns", [labelled("a", "ErrImagePull"), labelled("b", "ErrImagePull")])
     seen.listed("other", [labelled("c", "ErrImagePull", namespace="other")])
-    assert len(seen.of(("ns", "web"))) == 2 and len(seen.of(("other", "web"))) == 1
+    assert len(seen.get(("ns", "web"), [])) == 2 and len(seen.get(("other", "web"), [])) == 1
     triggered.clear()
     seen.listed("ns", [labelled("b", "ErrImagePull")])  # a was deleted meanwhile; c is in another namespace
     assert triggered == [("ns", "web")]
-    assert [p["pod"] for p in seen.of(("ns", "web"))] == ["pod-b"] and len(seen.of(("other", "web"))) == 1
+    assert [p["pod"] for p in seen.get(("ns", "web"), [])] == ["pod-b"] and len(seen.get(("other", "web"), [])) == 1
     seen.listed(None, [])  # a cluster-wide list: nothing fails anywhere now
     assert seen.by_project == {} and sorted(set(triggered)) == [("ns", "web"), ("other", "web")]
