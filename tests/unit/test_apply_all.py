@@ -15,9 +15,11 @@ def obj(kind: str, name: str) -> dict[str, Any]:
 
 
 class Api:
-    def __init__(self, fail: dict[str, float]) -> None:
+    def __init__(self, fail: dict[str, float], slow: dict[str, float] | None = None) -> None:
         self.fail = fail  # kind -> seconds until it is refused
+        self.slow = slow or {}  # kind -> seconds until it is applied
         self.started: list[str] = []
+        self.ended: list[str] = []
         self.in_flight = 0
         self.most = 0
 
@@ -26,18 +28,24 @@ class Api:
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         try:
-            await asyncio.sleep(self.fail.get(o["kind"], 0.01))
+            await asyncio.sleep(self.fail.get(o["kind"], self.slow.get(o["kind"], 0.01)))
             if o["kind"] in self.fail:
                 raise ValueError(f"{o['kind']} refused")
             return {**o, "status": {"applied": True}}
         finally:
             self.in_flight -= 1
+            self.ended.append(o["kind"])
+
+
+def routed_to(service: str) -> dict[str, Any]:
+    ingress = obj("Ingress", "i")
+    ingress["spec"] = {"rules": [{"http": {"paths": [{"backend": {"service": {"name": service}}}]}}]}
+    return ingress
 
 
 def test_children_are_applied_at_once_started_in_dependency_order_results_in_input_order():
     api = Api({})
-    objs = [obj("Ingress", "i"), obj("Job", "j"), obj("Deployment", "d"), obj("Service", "s")]
-    objs[0]["spec"] = {"rules": [{"http": {"paths": [{"backend": {"service": {"name": "s"}}}]}}]}  # routes to "s"
+    objs = [routed_to("s"), obj("Job", "j"), obj("Deployment", "d"), obj("Service", "s")]  # "s" written here too
     out = asyncio.run(apply_all(api, objs))
     assert api.started == ["Job", "Service", "Deployment", "Ingress"] and api.most == 4
     assert [o["kind"] for o in out] == ["Ingress", "Job", "Deployment", "Service"]
@@ -55,3 +63,19 @@ def test_the_migration_job_does_not_queue_behind_a_hundred_services():
     objs = [obj("Service", f"s{i}") for i in range(100)] + [obj("Job", "migrate")]
     asyncio.run(apply_all(api, objs))
     assert api.started[0] == "Job" and len(api.started) == 101
+
+
+def test_a_host_added_is_routed_before_the_other_writes_of_the_reconcile_start():
+    """An edit adding a host changes the Ingress (its Service exists), the web Deployment and the populate Job: the
+    Ingress is written alone, so the new host is routed without sharing the API server with the other two."""
+    api = Api({}, slow={"Ingress": 0.05})
+    out = asyncio.run(apply_all(api, [obj("Job", "j"), obj("Deployment", "d"), routed_to("web")]))
+    assert api.started == ["Ingress", "Job", "Deployment"] and api.ended[0] == "Ingress"
+    assert [o["kind"] for o in out] == ["Job", "Deployment", "Ingress"]
+
+
+def test_a_refused_route_does_not_stop_the_other_writes_and_is_the_error_reported():
+    api = Api({"Ingress": 0.0, "Job": 0.0})
+    with pytest.raises(ValueError, match="Ingress refused"):
+        asyncio.run(apply_all(api, [obj("Job", "j"), obj("Deployment", "d"), routed_to("web")]))
+    assert sorted(api.started) == ["Deployment", "Ingress", "Job"]
