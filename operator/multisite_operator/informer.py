@@ -30,6 +30,7 @@ import urllib3
 
 from .kube import ApiError, Connection
 from .obj import Obj
+from .observe import only_status_moved
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -180,6 +181,9 @@ class ByProject:
 
     trigger: Callable[[Key], None]
     deleted: Callable[[Key, Obj], None]  # controller.child_deleted
+    # When set: called instead of `trigger` for an event in which only the object's status moved
+    # (observe.only_status_moved), which a large project's reconciles may take in batches (controller.py).
+    progressed: Callable[[Key], None] | None = None
     by_project: dict[Key, dict[str, Obj]] = field(default_factory=dict)
     _where: dict[str, tuple[Key, Any]] = field(default_factory=dict)  # uid -> (project, what a reconcile reads)
 
@@ -201,6 +205,9 @@ class ByProject:
             self._remove(uid, before[0])
             self.trigger(before[0])
         elif before is not None and view["read"] is not None and before[1] == view["read"]:
+            return
+        elif before is not None and self.progressed is not None and only_status_moved(before[1], view["read"]):
+            self.progressed(key)
             return
         self.trigger(key)
 

@@ -52,6 +52,7 @@ def deployment_ready(dep: Obj | None) -> bool:
 
 
 # The status fields of a Deployment that the functions above read.
+_CONTROLLER_OWN = "deployment.kubernetes.io/"  # annotations the Deployment controller writes (revision)
 _DEPLOYMENT_STATUS = ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
 
 
@@ -62,20 +63,32 @@ def what_reconciles_read(child: Obj) -> tuple[object, ...] | None:
     Why: their controllers write status many times on the way (a Job's start time, active and ready pod counts,
     terminating pods; a Deployment's conditions' update times): ~10 events per new project that each cost a
     reconcile, ~1000 of the ~3000 in the 200-project start-up, all finding nothing to do. What a person or
-    another program changes moves `generation` (spec), labels, annotations or ownerReferences: all kept here.
+    another program changes moves `generation` (spec), labels, annotations or ownerReferences: all kept here,
+    apart from the annotations the Deployment controller keeps on each Deployment for itself (its revision, set
+    once the first ReplicaSet exists: bookkeeping of its rollout, like its status).
     """
     kind = child.get("kind")
     if kind not in ("Job", "Deployment"):
         return None
     meta = child.get("metadata") or {}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(_CONTROLLER_OWN)}
     ident = (meta.get("generation"), meta.get("deletionTimestamp"), repr(meta.get("labels")),
-             repr(meta.get("annotations")), repr(meta.get("ownerReferences")))
+             repr(annotations), repr(meta.get("ownerReferences")))  # IDENTITY_PARTS items
     if kind == "Job":
         state = job_state(child)
         return (*ident, state, job_failure_reason(child) if state == FAILED else None)
     status = child.get("status") or {}
     conditions = tuple(sorted((c.get("type"), c.get("status")) for c in status.get("conditions") or []))
     return (*ident, *(status.get(f) for f in _DEPLOYMENT_STATUS), conditions)
+
+
+IDENTITY_PARTS = 5  # of what_reconciles_read: what a person or another program changes, before the status
+
+
+def only_status_moved(before: tuple[object, ...] | None, after: tuple[object, ...] | None) -> bool:
+    """Two views (what_reconciles_read) of one child in which only its status moved: a Deployment on its way
+    through a rollout, written by its controller, with nothing of it for a reconcile to write back."""
+    return before is not None and after is not None and before[:IDENTITY_PARTS] == after[:IDENTITY_PARTS]
 
 
 def ready_replicas(dep: Obj | None) -> int:

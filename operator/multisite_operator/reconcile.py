@@ -55,6 +55,7 @@ class Outcome:
     status_written: bool = False
     retry_after: float | None = None  # seconds; set while blocked on something outside the spec
     status: Obj = field(default_factory=dict)
+    progress_pause: float | None = None  # seconds the next reconcile for a child's status alone may wait (controller.py)
 
 
 class Reconciler:
@@ -181,7 +182,8 @@ class Reconciler:
         # cert-manager CRDs installed later); the indexes the reconcile reads stay current meanwhile.
         progressing = PROGRESS_RECHECK_SECONDS if report.progressing.get("status") == "True" else None
         looks = [t for t in (self.secret_checks.due_in(project), stood_in, progressing) if t is not None]
-        outcome = Outcome(writes=len(applied) + len(stale), status=status, retry_after=min(looks, default=None))
+        outcome = Outcome(writes=len(applied) + len(stale), status=status, retry_after=min(looks, default=None),
+                          progress_pause=PROGRESS_PAUSE_SECONDS if paced(status) and report.on_the_way > 1 else None)
         await self._write_status(project, old, status, outcome)
         return outcome
 
@@ -317,6 +319,10 @@ class Reconciler:
 
 
 PACED_SITES = 200
+# How long status-only child events of a paced project with several sites on their way wait for a reconcile
+# (controller.py): its progress is written every few seconds at most (status_writer.py), and the last site's
+# Available is not paused, so Ready is not late.
+PROGRESS_PAUSE_SECONDS = 0.5
 
 
 def paced(status: Obj) -> bool:

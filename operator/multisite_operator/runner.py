@@ -57,7 +57,7 @@ def own_watches(args: argparse.Namespace, controller: Any, loop: asyncio.Abstrac
     namespaces = args.namespace if exact else None
     keep = None if exact else in_namespaces(args.namespace)
     selector = ",".join([*(f"{k}={v}" for k, v in OURS.items()), PROJECT_LABEL])
-    deployments = ByProject(controller.enqueue, controller.child_deleted)
+    deployments = ByProject(controller.enqueue, controller.child_deleted, controller.progressed)
     services = ByProject(controller.enqueue, controller.child_deleted)
     controller.indexes.update(deployments_idx=deployments, services_idx=services)
 

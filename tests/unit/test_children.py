@@ -13,9 +13,10 @@ LABELS = {"app.kubernetes.io/managed-by": "multisite-operator", "multisite.dev/p
 
 
 def deployment(uid: str, available: int = 0, stamp: str = "10:00", ns: str = "ns", owner: bool = True,
-               version: str = "1") -> dict[str, Any]:
+               version: str = "1", generation: int = 1, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return watched({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
-        "name": f"web-{uid}", "namespace": ns, "uid": uid, "generation": 1, "resourceVersion": version,
+        "name": f"web-{uid}", "namespace": ns, "uid": uid, "generation": generation, "resourceVersion": version,
+        "annotations": annotations or {},
         "labels": LABELS, "ownerReferences": [OWNER] if owner else [], "managedFields": [{"manager": "x"}]},
         "spec": {"replicas": 1}, "status": {
             "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": available,
@@ -73,3 +74,20 @@ def test_every_service_event_counts():
     r.cache.event("ADDED", watched(service))
     r.cache.event("MODIFIED", watched(service))
     assert r.triggered == [("ns", "web")] * 2
+
+
+def test_a_deployment_whose_status_alone_moved_is_told_apart_from_every_other_change():
+    """The controller may take a rolling Deployment's status moves in batches (controller.py, progress pause), never
+    a new child, a spec or metadata change, or a deletion."""
+    moved: list[tuple[str, str]] = []
+    r = Recorded()
+    r.cache.progressed = moved.append
+    r.cache.event("ADDED", deployment("a"))
+    revision = {"deployment.kubernetes.io/revision": "1"}  # the Deployment controller's own bookkeeping
+    r.cache.event("MODIFIED", deployment("a", annotations=revision))
+    r.cache.event("MODIFIED", deployment("a", available=1, annotations=revision))  # its controller rolled it out
+    assert (r.triggered, moved) == ([("ns", "web")], [("ns", "web")])
+    r.cache.event("MODIFIED", deployment("a", available=1, annotations={**revision, "note": "by hand"}))
+    r.cache.event("MODIFIED", deployment("a", available=1, generation=2))  # someone edited its spec
+    r.cache.event("DELETED", deployment("a", available=1, generation=2))
+    assert r.triggered == [("ns", "web")] * 4 and moved == [("ns", "web")]

@@ -32,8 +32,9 @@ class Recorder:
     """A reconciler that records its runs in order; `gate` holds every run open so triggers pile up meanwhile."""
 
     def __init__(self, fail: int = 0, retry_after: float | None = None, clock: Clock | None = None,
-                 cost: float = 0.0, writes: int = 0) -> None:
+                 cost: float = 0.0, writes: int = 0, progress_pause: float | None = None) -> None:
         self.order: list[str] = []
+        self.progress_pause = progress_pause
         self.clock, self.cost, self.writes = clock, cost, writes  # each run moves `clock` on by `cost` seconds
         self.started: list[float] = []  # the event loop's time at each run's start and end
         self.ended: list[float] = []
@@ -61,7 +62,7 @@ class Recorder:
             await asyncio.sleep(0)
             if self.runs <= self.fail:
                 raise RuntimeError("API server unavailable")
-            return Outcome(writes=self.writes, retry_after=self.retry_after,
+            return Outcome(writes=self.writes, retry_after=self.retry_after, progress_pause=self.progress_pause,
                            status=self.statuses.get(project["metadata"]["name"], {}))
         finally:
             self.running -= 1
@@ -409,6 +410,50 @@ def test_an_event_after_a_costly_reconcile_ended_goes_at_once():
 
 def test_a_reconcile_that_changed_children_never_cools_down():
     assert run_after_a_costly_reconcile(3, Priority.FOLLOW_UP, None).runs == 2
+
+
+def after_a_progress_report(pause: float | None, during: str, after: str | None = None) -> Recorder:
+    """A reconcile reporting several sites on their way (Outcome.progress_pause = `pause`); `during` it and `after`
+    it ended, a child's status moves ("status": Controller.progressed) or anything else happens ("other": a Job's
+    end, a child deleted, a pod failing); returns once the second reconcile started."""
+
+    async def scenario() -> Recorder:
+        rec = Recorder(progress_pause=pause)
+        rec.gate = asyncio.Event()
+        c = controller(rec)
+        happen = {"status": lambda: c.progressed(KEY), "other": lambda: c.enqueue(KEY)}
+        c.enqueue(KEY)
+        await until(lambda: rec.runs == 1)
+        for _ in range(3):
+            happen[during]()
+        rec.gate.set()
+        await until(lambda: len(rec.ended) >= 1)
+        await asyncio.sleep(0.01)
+        if after is not None:
+            happen[after]()
+        await until(lambda: rec.runs >= 2, timeout=2)
+        c.deactivate()
+        return rec
+
+    return asyncio.run(scenario())
+
+
+def test_status_moves_of_a_project_with_sites_on_their_way_wait_for_the_progress_pause_and_go_in_one_reconcile():
+    rec = after_a_progress_report(0.3, "status", "status")
+    assert rec.runs == 2 and rec.started[1] - rec.ended[0] >= 0.3 - 0.005
+
+
+def test_anything_but_a_status_move_ends_the_progress_pause_at_once():
+    assert after_a_progress_report(10.0, "status", "other").runs == 2
+
+
+def test_no_progress_pause_after_a_reconcile_during_which_something_else_happened():
+    assert after_a_progress_report(10.0, "other").runs == 2
+
+
+def test_status_moves_go_at_once_when_the_reconcile_asked_for_no_pause():
+    """A small project, or the last site on its way: its Available must not wait."""
+    assert after_a_progress_report(None, "status").runs == 2
 
 
 def test_no_reconcile_starts_before_the_watches_outside_kopf_have_listed():

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fake_cluster import FakeCluster, example, reconcile
-from multisite_operator.reconcile import Reconciler
+from multisite_operator.reconcile import PACED_SITES, PROGRESS_PAUSE_SECONDS, Reconciler
 
 OLD, NEW = "registry.example.com/example/web:1.0.0", "registry.example.com/example/web:1.1.0"
 
@@ -340,6 +340,28 @@ def test_multi_new_project_migrates_before_any_site_exists():
     assert cluster.condition("VersionSkew")["reason"] == "AllSitesOnImage"
     assert {s["image"] for s in cluster.project["status"]["sites"]} == {OLD}
     assert reconcile(r, cluster).writes == 0
+
+
+def test_a_large_rollout_lets_status_moves_wait_while_several_sites_are_on_their_way():
+    """controller.py's progress pause: asked for while two or more sites of a paced project are on their way, never
+    for the last one (its Available makes the project Ready and must not wait), nor for a small project."""
+    cluster, r = setup("example-multi-project")
+    cluster.migrate(r)
+    cluster.roll_out(*cluster.named("Deployment")[:1])
+    assert reconcile(r, cluster).progress_pause is None, "3 sites: below PACED_SITES nothing waits"
+
+    cluster, r = setup("example-multi-project")
+    site = {k: v for k, v in cluster.project["spec"]["sites"][1].items() if k not in ("slug", "id", "live", "test")}
+    cluster.project["spec"]["sites"] = [{**site, "slug": f"s{i}", "id": i, "live": {"domain": f"s{i}.example.com"}}
+                                        for i in range(1, PACED_SITES + 1)]
+    cluster.migrate(r)
+    sites = cluster.named("Deployment")
+    cluster.roll_out(*sites[:-2])
+    assert reconcile(r, cluster).progress_pause == PROGRESS_PAUSE_SECONDS
+    cluster.roll_out(sites[-2])
+    assert reconcile(r, cluster).progress_pause is None, "the last site on its way"
+    cluster.roll_out(sites[-1])
+    assert reconcile(r, cluster).progress_pause is None and cluster.ready() == ("True", "Ready")
 
 
 def ready_multi() -> tuple[FakeCluster, Reconciler]:

@@ -56,6 +56,7 @@ class Report:
     replicas: int
     selector: str
     image: str | None
+    on_the_way: int = 0  # children Ready waits for that are on their way (sites rolling out), not stuck
 
 
 def listed(slugs: list[str], limit: int = 10) -> str:

@@ -55,6 +55,7 @@ async def report(f: Facts) -> Report:
             f.known[site.id] = {"slug": site.slug, "id": site.id}
         runs.setdefault(served or "nothing yet", []).append(site.slug)
     skew = on_spec < len(spec.sites)
+    waiting = len(spec.sites) - on_spec
 
     migrated = await gate.migrated_condition(spec, f.plan.jobs["migrate"], site_image, mstate, f.current,
                                              f.job_message)
@@ -77,7 +78,6 @@ async def report(f: Facts) -> Report:
         problems.append(cond.Problem(cond.R_MIGRATION_FAILED, "the migration Job failed; sites stay on "
                                      f"{site_image or 'no image'}; see Migrated", degraded="the migration Job failed"))
     if not all_ready or skew:
-        waiting = len(spec.sites) - on_spec
         problems.append(cond.Problem(cond.R_ROLLING_OUT,
                                      f"{waiting} of {len(spec.sites)} sites are not Available on {spec.image} yet"))
     progressing = (skew and not failed) or (gate.rerun(spec, site_image, mstate) and mstate == gate.RUNNING)
@@ -90,4 +90,5 @@ async def report(f: Facts) -> Report:
         replicas=total_ready,
         selector=f"{PROJECT_LABEL}={owner.name},{COMPONENT_LABEL}=site",
         image=site_image,
+        on_the_way=waiting if progressing else 0,
     )
