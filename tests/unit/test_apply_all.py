@@ -47,7 +47,7 @@ def test_children_are_applied_at_once_started_in_dependency_order_results_in_inp
     api = Api({})
     objs = [routed_to("s"), obj("Job", "j"), obj("Deployment", "d"), obj("Service", "s")]  # "s" written here too
     out = asyncio.run(apply_all(api, objs))
-    assert api.started == ["Job", "Service", "Deployment", "Ingress"] and api.most == 4
+    assert api.started == ["Job", "Deployment", "Service", "Ingress"] and api.most == 4
     assert [o["kind"] for o in out] == ["Ingress", "Job", "Deployment", "Service"]
 
 

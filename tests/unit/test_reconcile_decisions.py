@@ -325,13 +325,14 @@ def test_blocked_keeps_the_other_conditions_and_recovers():
 def test_multi_new_project_migrates_before_any_site_exists():
     cluster, r = setup("example-multi-project")
     reconcile(r, cluster)
-    assert kinds(cluster.writes) == ["Ingress", "Job", "Service", "Service", "Service"]
+    assert kinds(cluster.writes) == ["Ingress", "Job"], "each site's Service comes with its Deployment"
     assert cluster.named("Deployment") == [], "no site runs on a database without its schema"
     assert cluster.named("Job", "example-migrate-")
     assert cluster.condition("Migrated")["reason"] == "Migrating"
     assert cluster.ready() == ("False", "RollingOut")
     cluster.finish(cluster.named("Job")[0])
     reconcile(r, cluster)
+    assert kinds(cluster.writes) == ["Deployment"] * 3 + ["Service"] * 3, "the rollout first, then its Services"
     assert cluster.named("Deployment") == ["example-site-de", "example-site-gh", "example-site-us"]
     assert cluster.condition("Migrated")["status"] == "True"
     cluster.roll_out()
