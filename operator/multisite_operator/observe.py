@@ -51,8 +51,8 @@ def deployment_ready(dep: Obj | None) -> bool:
     )
 
 
-# The status fields of a Deployment that the functions above read.
 _CONTROLLER_OWN = "deployment.kubernetes.io/"  # annotations the Deployment controller writes (revision)
+# The status fields of a Deployment that the functions above read.
 _DEPLOYMENT_STATUS = ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
 
 
