@@ -23,6 +23,7 @@ APPLY_CONCURRENCY = 16
 # cluster's longest work: behind 1000 Services the last one started ~10 s later), Services, then the Ingress or
 # HTTPRoutes that route to them. Pods take no environment from Services (enableServiceLinks is off).
 ORDER = {"Job": 0, "Deployment": 1, "Service": 2, "Ingress": 3, "HTTPRoute": 3}
+ROUTED_FIRST = ORDER["Job"] - 1  # rank of routing whose Services all exist: written alone, before the rest (rank)
 
 
 R_NOT_OWNED = "NotOwned"  # Ready's reason while a child's name is taken by an object this project does not control
@@ -133,7 +134,7 @@ async def apply_all(api: Applier, objs: list[Obj]) -> list[Obj]:
     # Routing to Services that exist already (a host added) is written alone, the rest once it is done: on 2 cores
     # the Job and Deployment writes of the same reconcile, sent alongside, doubled the Ingress write's time and so
     # the time until a new host is routed (bench/ANALYSIS.md, round eleven); they start ~10-20 ms later instead.
-    alone = [i for i in order if ranks[i] < ORDER["Job"]]
+    alone = [i for i in order if ranks[i] == ROUTED_FIRST]
     done = await asyncio.gather(*(one(objs[i]) for i in alone), return_exceptions=True)
     done += await asyncio.gather(*(one(objs[i]) for i in order[len(alone):]), return_exceptions=True)
     # Every request has ended; when several failed, the first in dependency order is the one reported, so the
@@ -163,7 +164,7 @@ def rank(obj: Obj, objs: list[Obj]) -> int:
     if obj["kind"] in ("Ingress", "HTTPRoute"):
         written = {o["metadata"]["name"] for o in objs if o["kind"] == "Service"}
         if not backend_services(obj) & written:
-            return ORDER["Job"] - 1
+            return ROUTED_FIRST
     return ORDER[obj["kind"]]
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .obj import ProjectKey
 from .specs import SpecCache
 
 # (0 when the project serves the host already else 1, creationTimestamp, namespace, name): sorts winner first.
 Claim = tuple[int, str, str, str]
-ProjectKey = tuple[str, str]
 
 
 def serving_hosts(project: Mapping[str, Any]) -> set[str]:

@@ -22,10 +22,10 @@ from .events import EventPoster
 from .kube import Connection, KubeApi, credentials
 from .models import GROUP, KIND, PLURAL, VERSION
 from .naming import MANAGED_BY, MANAGER, PROJECT_LABEL
+from .obj import ProjectKey as Key
 from .packed import pack, unpack
 from .reconcile import Reconciler
 
-Key = tuple[str, str]
 OURS = {MANAGED_BY: MANAGER}
 # Deployments, Services and pods are watched outside kopf (informer.py; children.watched, pods.watched).
 INDEXES = ("projects_idx", "domains_idx", "foreign_hosts_idx", "foreign_routes_idx", "gateways_idx", "certificates_idx",

@@ -29,11 +29,10 @@ from typing import Any, Protocol
 import urllib3
 
 from .kube import ApiError, Connection
-from .obj import Obj
+from .obj import Obj, ProjectKey as Key
 from .observe import only_status_moved
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 WATCH_SECONDS = 300  # the server ends each watch after this long; the next one resumes from the last version seen
 PAGE = 500
 MAX_BACKOFF_SECONDS = 8.0  # between lists after failures: an API server back from a restart is seen within it

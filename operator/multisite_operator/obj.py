@@ -6,6 +6,7 @@ from typing import Any
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (kind, name): unique among one project's children, which all live in its namespace
+ProjectKey = tuple[str, str]  # (namespace, name) of a project: what the queue, the indexes and the status writer key by
 
 
 def key(obj: Obj) -> Key:

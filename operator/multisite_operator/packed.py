@@ -72,6 +72,15 @@ class ExpandCache:
         while len(self._values) > self.size:
             self._values.popitem(last=False)
 
+    def discard(self, uid: str) -> None:
+        """Drop what is kept for `uid`: its object is gone (or no longer remembered), so its parsed form is dead
+        weight until evicted."""
+        for k in [k for k in self._values if k[0] == uid]:
+            del self._values[k]
+
+    def clear(self) -> None:
+        self._values.clear()
+
     def value(self, uid: str, field: str, text: Packed) -> Any:
         """`text` parsed, or the value parsed from the same text last time (shared: read it, do not change it)."""
         k = (uid, field)

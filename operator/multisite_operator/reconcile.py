@@ -75,10 +75,15 @@ class Reconciler:
         self.status = StatusWriter(api.patch_status, self._status_failed, self._status_written, may_wait=paced)
         self.retry: Callable[[tuple[str, str]], None] | None = None  # the controller's: reconcile this one again
 
-    def _status_failed(self, project: tuple[str, str]) -> None:
-        """A status write failed for good: compare with the cluster's status next time, and make a next time."""
+    def _forget_written(self, project: tuple[str, str]) -> None:
+        """Forget the statuses remembered as written for `project`, and their parsed form."""
         for memo in [m for m in self._written if m[:2] == project]:
             del self._written[memo]
+            self._unpacked.discard(str(memo))
+
+    def _status_failed(self, project: tuple[str, str]) -> None:
+        """A status write failed for good: compare with the cluster's status next time, and make a next time."""
+        self._forget_written(project)
         if self.retry is not None:
             self.retry(project)
 
@@ -303,6 +308,7 @@ class Reconciler:
         another replica may have written since (issue 14 item 1). Nothing is lost: every reconcile then reads the
         cluster's own state."""
         self._written.clear()
+        self._unpacked.clear()
         self.secret_checks.forget_all()
         self.recent.clear()
         self.failures.prune_all()
@@ -311,8 +317,7 @@ class Reconciler:
         self.rendered.forget(uid)
         self._jobs_reported.pop((namespace, name), None)
         self.recent.forget((namespace, name))
-        for memo in [m for m in self._written if m[:2] == (namespace, name)]:
-            del self._written[memo]
+        self._forget_written((namespace, name))
         self.secret_checks.forget(namespace, name)
         self.failures.prune(namespace, name)
         self.status.forget((namespace, name))

@@ -27,10 +27,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from .obj import Obj
+from .obj import Obj, ProjectKey as Key
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 Patch = Callable[[str, str, Obj], Awaitable[str | None]]  # returns the project's resourceVersion after the write
 PACE_FACTOR = 4.0
 MAX_PACE_SECONDS = 5.0

@@ -308,6 +308,33 @@ def test_the_start_up_backlog_waits_while_enough_projects_are_under_way_and_edit
     asyncio.run(scenario())
 
 
+def test_the_start_up_backlog_starts_with_a_small_wave_that_grows_as_projects_are_done():
+    """Slow start: the first wave is `first_wave` projects, so they are Ready soon; each project done lets two more
+    start (the one it leaves and one more), up to `underway_limit`, where one done lets one start."""
+
+    async def scenario() -> list[str]:
+        names = tuple(f"p{i}" for i in range(8))
+        rec = Recorder()
+        rec.statuses = {n: MIGRATING for n in names}
+        c = controller(rec, names, workers=8)
+        c.underway_limit, c.first_wave = 4, 2
+        for n in names:
+            await c.trigger(("shop", n), Priority.BACKLOG)
+        await until(lambda: rec.runs == 2)
+        for done, runs in (("p0", 5), ("p1", 8), ("p2", 10)):
+            await quiet(c)
+            rec.statuses[done] = READY
+            await c.trigger(("shop", done), Priority.FOLLOW_UP)  # its rollout ended: a follow-up, never held back
+            await until(lambda: rec.runs == runs)
+        await quiet(c)
+        return rec.order
+
+    assert asyncio.run(scenario()) == ["p0", "p1",  # the first wave
+                                       "p0", "p2", "p3",  # one done: a window of three
+                                       "p1", "p4", "p5",  # two done: four, the limit
+                                       "p2", "p6"]  # at the limit: one done, one starts
+
+
 def test_a_project_under_way_for_long_holds_its_slot_no_longer_than_the_hold():
     """A long migration must not stall the start-up: past UNDERWAY_HOLD_SECONDS the next project starts."""
 

@@ -89,6 +89,20 @@ def test_expanded_specs_are_reused_while_their_text_is_the_same():
     assert cache.expand({"kind": "Service", "metadata": {}, "spec": pack({"a": 1})})["spec"] == {"a": 1}
 
 
+def test_a_discarded_object_is_parsed_again_and_others_are_kept():
+    """A deleted project's parsed status (up to ~1 MB at 1000 sites) is not kept until evicted."""
+    from multisite_operator.packed import ExpandCache, pack
+
+    cache = ExpandCache(size=4)
+    gone, kept = ({"kind": "Service", "metadata": {"uid": uid}, "spec": pack({"port": 80})} for uid in ("u1", "u2"))
+    before = {c["metadata"]["uid"]: cache.expand(c)["spec"] for c in (gone, kept)}
+    cache.discard("u1")
+    assert cache.expand(gone)["spec"] == before["u1"] and cache.expand(gone)["spec"] is not before["u1"]
+    assert cache.expand(kept)["spec"] is before["u2"]
+    cache.clear()
+    assert cache.expand(kept)["spec"] is not before["u2"]
+
+
 def test_a_reconcile_reading_more_children_than_the_cache_holds_makes_room_for_them():
     """A 1000-site multi-project project has 2002 children: with a fixed 256 entries they evicted each other and
     every reconcile of it parsed them all again."""
