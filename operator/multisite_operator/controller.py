@@ -270,8 +270,9 @@ class Controller:
 
     def _may_admit(self) -> bool:
         """Fewer projects under way (or starting from the backlog) than the window: one more may start. The window
-        is `first_wave` plus the backlog's projects done so far (admitted and no longer under way: a slow start), at
-        most `underway_limit`. When full, the workers are woken again as soon as the oldest hold ends."""
+        is `first_wave` plus the backlog's projects done so far (admitted and no longer under way: a slow start; a
+        project created meanwhile and under way counts against it, as the cluster's work it is), at most
+        `underway_limit`. When full, the workers are woken again as soon as the oldest hold ends."""
         now = self.clock()
         holding = {k: since for k, since in self._underway.items() if now - since < UNDERWAY_HOLD_SECONDS}
         busy = len(holding.keys() | self._admitted)
