@@ -413,7 +413,8 @@ def run_after_a_costly_reconcile(writes: int, during: Priority | None, after: Pr
             await c.trigger(KEY, during)
         rec.gate.set()
         await until(lambda: len(rec.ended) >= 1)
-        await asyncio.sleep(0.01)
+        # The worker has taken the first reconcile's end and decided what follows (a pause, the second run, nothing).
+        await until(lambda: not c.states[KEY].running or rec.runs >= 2)
         if after is not None:
             await c.trigger(KEY, after)
         await until(lambda: rec.runs >= 2, timeout=2)
@@ -455,7 +456,8 @@ def after_a_progress_report(pause: float | None, during: str, after: str | None 
             happen[during]()
         rec.gate.set()
         await until(lambda: len(rec.ended) >= 1)
-        await asyncio.sleep(0.01)
+        # The worker has taken the first reconcile's end and decided what follows (a pause, the second run, nothing).
+        await until(lambda: not c.states[KEY].running or rec.runs >= 2)
         if after is not None:
             happen[after]()
         await until(lambda: rec.runs >= 2, timeout=2)
