@@ -71,15 +71,17 @@ def own_watches(args: argparse.Namespace, controller: Any, loop: asyncio.Abstrac
 
 
 async def _operate(args: argparse.Namespace) -> None:
-    """kopf, plus (with --leader-elect) the Lease loop that switches reconciling on and off (leader.py), and the
-    check that fails liveness once the CRD was re-created under kopf's watch (crdwatch.py)."""
+    """kopf (its resource watchers mended: kopf_watchers.py), plus (with --leader-elect) the Lease loop that switches
+    reconciling on and off (leader.py), and the check that fails liveness once the CRD was re-created under kopf's
+    watch (crdwatch.py)."""
     import kopf
 
-    from . import crdwatch
+    from . import crdwatch, kopf_watchers
     from .controller import Controller
     from .handlers import register
     from .kube import Connection, KubeApi, credentials
 
+    kopf_watchers.install()
     registry = kopf.OperatorRegistry()
     controller = Controller(secret_recheck=getattr(args, "secret_recheck_seconds", 60.0))
     register(registry, controller)

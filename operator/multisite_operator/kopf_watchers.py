@@ -1,0 +1,66 @@
+"""kopf's resource watchers, mended where kopf 1.45.2 lets one watcher stop every handler of the operator.
+
+Why: kopf holds the handlers of every object it sees for the first time until each indexed resource has been
+listed once: every resource watcher holds a toggle that it drops when its first list ends. A watcher that ends
+before then never drops it, and from then on no handler runs for any new object of any kind, while everything else
+(the liveness probe included) looks well. Two ways a watcher ends early, both seen where CRDs are installed while
+the operator runs (the Gateway API's: HTTPRoutes and Gateways are indexed): kopf re-scans an API group on each
+of its CRD events, dozens at once while a set of CRDs is applied, and a scan that ends after a newer one can take
+back a resource the newer one added, stopping its watcher (the next scan starts one again, with a toggle of its
+own); or the first list fails on an API error (a CRD just established whose storage is not served yet), which ends
+the watcher, and kopf starts no new one until the next CRD or namespace change. CI saw the result once (kopf logs
+neither at INFO): the migrate Job created right after the Gateway API's installation completed, no handler ever ran
+for it, and the project stayed Migrating. test_kopf_watchers.py shows both ways on kopf's own orchestration.
+
+So here a resource watcher drops its toggle whenever it ends, and a watcher that fails on an API error starts again
+after a backoff (its toggle held meanwhile: the index is not complete until a list succeeds). Observation watchers
+(namespaces, CRDs: no toggle) are left as kopf runs them. kopf is pinned (pyproject.toml); test_kopf_watchers.py
+runs kopf's own orchestration against this, and fails if a kopf upgrade moves what is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # between attempts after an API error; the last one repeats
+
+
+def install() -> None:
+    """Replace kopf's resource watcher with the mended one; idempotent (orchestration looks it up at each spawn)."""
+    from kopf._core.reactor import queueing
+
+    if getattr(queueing.watcher, "mended", False):
+        return
+    original = queueing.watcher
+
+    async def watcher(**kwargs: Any) -> None:
+        operator_indexed, resource_indexed = kwargs.get("operator_indexed"), kwargs.get("resource_indexed")
+        if operator_indexed is None:  # an observation watcher, or kopf's tests
+            return await original(**kwargs)
+        try:
+            await _retrying(original, kwargs)
+        finally:
+            if resource_indexed is not None:
+                await operator_indexed.drop_toggle(resource_indexed)
+
+    watcher.mended = True  # type: ignore[attr-defined]
+    queueing.watcher = watcher
+
+
+async def _retrying(original: Any, kwargs: dict[str, Any]) -> None:
+    import aiohttp
+    from kopf._cogs.clients import errors, watching
+
+    failures = 0
+    while True:
+        try:
+            return await original(**kwargs)
+        except (errors.APIError, watching.WatchingError, aiohttp.ClientError, TimeoutError) as exc:
+            delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
+            failures += 1
+            log.warning("The watch of %s failed (%s: %s); it starts again in %g s",
+                        kwargs.get("resource"), type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
