@@ -1,22 +1,24 @@
-"""kopf's resource watchers, mended where kopf 1.45.2 lets one watcher stop every handler of the operator.
+"""kopf's resource watchers, mended where one watcher of kopf 1.45.2 can stall or stop the whole operator.
 
-Why: kopf holds the handlers of every object it sees for the first time until each indexed resource has been
-listed once: every resource watcher holds a toggle that it drops when its first list ends. A watcher that ends
-before then never drops it, and from then on no handler runs for any new object of any kind, while everything else
-(the liveness probe included) looks well. Two ways a watcher can end early where CRDs are installed while the
-operator runs (the Gateway API's: HTTPRoutes and Gateways are indexed): kopf re-scans an API group on each of its
-CRD events, dozens at once while a set of CRDs is applied, and a scan that ends after a newer one takes back a
-resource the newer one added, stopping its watcher (the next scan starts one again, with a toggle of its own); or
-the first list fails on an API error (a CRD just established whose storage is not served yet), which ends the
-watcher, and kopf starts no new one until the next CRD or namespace change. CI saw the result once: the migrate Job
-created right after the Gateway API's installation never reached the operator as complete and the project stayed
-Migrating for the test's 90 s (which of the two ways, the run did not keep; 18 runs of the test here, most under CPU
-load, did not repeat it). test_kopf_watchers.py shows both ways on kopf's own orchestration.
+Why, in two ways, both open where CRDs are installed while the operator runs (the Gateway API's: HTTPRoutes and
+Gateways are indexed):
+- kopf holds the handlers of every object it sees for the first time until each indexed resource has been listed
+  once: every resource watcher holds a toggle that it drops when its first list ends. A watcher stopped before then
+  never drops it, and from then on no handler runs for any new object of any kind, while everything else (the
+  liveness probe included) looks well. kopf re-scans an API group on each of its CRD events, dozens at once while a
+  set of CRDs is applied, and a scan that ends after a newer one takes back a resource the newer one added,
+  stopping its watcher (the next scan starts one again, with a toggle of its own).
+- A watcher whose list or watch fails on an API error (a CRD just established whose storage is not served yet, a
+  CRD deleted) ends, and kopf's orchestrator re-raises its error: the operator stops, every project unreconciled
+  until something starts it again (the kubelet, in a cluster).
+CI saw the result once: the migrate Job created right after the Gateway API's installation never reached the
+operator as complete and the project stayed Migrating for the test's 90 s (which way, the run did not keep; 18 runs
+of the test here, most under CPU load, did not repeat it).
 
 So here a resource watcher drops its toggle whenever it ends, and a watcher that fails on an API error starts again
-after a backoff (its toggle held meanwhile: the index is not complete until a list succeeds). Observation watchers
-(namespaces, CRDs: no toggle) are left as kopf runs them. kopf is pinned (pyproject.toml); test_kopf_watchers.py
-runs kopf's own orchestration against this, and fails if a kopf upgrade moves what is patched.
+after a backoff instead of ending (its toggle held meanwhile: the index is not complete until a list succeeds).
+Observation watchers (namespaces, CRDs: no toggle) are left as kopf runs them. kopf is pinned (pyproject.toml);
+test_kopf_watchers.py runs kopf's own orchestration against this, and fails if a kopf upgrade moves what is patched.
 """
 
 from __future__ import annotations

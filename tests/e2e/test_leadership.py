@@ -151,9 +151,10 @@ def recreate_crd(api: client.ApiClient) -> None:
 def test_a_recreated_crd_fails_liveness_and_a_restarted_operator_reconciles_again(tmp_path: Path):
     """Three rounds (the bug was intermittent): each time the operator either fails /healthz within the stated 20 s
     (a check every 5 s, a change confirmed by the next one, kopf caches a good probe for 10 s; slack for a loaded
-    machine up to 45 s) or, when kopf's watch got a 404 from the deleted CRD, exits (kopf stops on that error by
-    itself); either way the kubelet restarts it, and the fresh process reconciles a project created on the new
-    CRD. Before the fix the operator went on answering 200 and reconciled nothing."""
+    machine up to 45 s) or exits (kopf 1.45.2 stopped when its watch got a 404 from the deleted CRD; kopf_watchers.py
+    now starts that watch again instead, so /healthz is the way left); either way the kubelet restarts it, and the fresh
+    process reconciles a project created on the new CRD. Before the fix the operator went on answering 200 and
+    reconciled nothing."""
     with private_control_plane() as cp:
         api = cp.api_client()
         ns = restricted_namespace(api, "t-crd-recreate")

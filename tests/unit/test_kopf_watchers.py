@@ -1,5 +1,7 @@
-"""kopf_watchers on kopf's own orchestration: a resource watcher that ends before its first list, or whose first list
-fails, must not hold every handler of the operator back (kopf 1.45.2 does: the CI failure of the Gateway API test).
+"""kopf_watchers on kopf's own orchestration: a resource watcher stopped before its first list must not hold every
+handler of the operator back, and one whose first list fails must start again rather than end (kopf 1.45.2 does
+the first, and on the second its orchestrator stops the operator): one of the two was the CI failure of the Gateway
+API test.
 
 Only the watch stream is replaced (no API server); the toggles, the watcher and its spawning/stopping are kopf's.
 """
