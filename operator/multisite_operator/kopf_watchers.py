@@ -29,6 +29,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # between attempts after an API error; the last one repeats
+HEALTHY_SECONDS = 60.0  # an attempt that watched this long starts the backoff over: its failure is a new one
 
 
 def install() -> None:
@@ -57,11 +58,15 @@ async def _retrying(original: Any, kwargs: dict[str, Any]) -> None:
     import aiohttp
     from kopf._cogs.clients import errors, watching
 
+    loop = asyncio.get_running_loop()
     failures = 0
     while True:
+        started = loop.time()
         try:
             return await original(**kwargs)
         except (errors.APIError, watching.WatchingError, aiohttp.ClientError, TimeoutError) as exc:
+            if loop.time() - started >= HEALTHY_SECONDS:
+                failures = 0
             delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
             failures += 1
             log.warning("The watch of %s failed (%s: %s); it starts again in %g s",

@@ -109,3 +109,24 @@ def test_install_replaces_the_watcher_kopf_spawns_once(mended: None) -> None:
     first = queueing.watcher
     kopf_watchers.install()
     assert queueing.watcher is first and getattr(first, "mended", False)
+
+
+def test_the_backoff_starts_over_after_a_watch_that_ran_well(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(kopf_watchers, "BACKOFF_SECONDS", (0.01, 0.02, 0.04))
+    monkeypatch.setattr(kopf_watchers, "HEALTHY_SECONDS", 1.0)  # the quick attempts take microseconds: a wide margin
+    ran_for = [0.0, 0.0, 1.2, 0.0]  # each attempt watches this long, then fails; the fifth returns
+    attempts: list[int] = []
+
+    async def original(**_: Any) -> None:
+        attempts.append(len(attempts))
+        if len(attempts) > len(ran_for):
+            return
+        await asyncio.sleep(ran_for[len(attempts) - 1])
+        raise errors.APIServerError({"code": 503, "message": "unavailable"}, status=503, headers={})
+
+    caplog.set_level("WARNING", logger=kopf_watchers.__name__)
+    asyncio.run(kopf_watchers._retrying(original, {"resource": ROUTES}))
+    delays = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records]
+    assert delays == ["0.01 s", "0.02 s", "0.01 s", "0.02 s"], delays
+    assert len(attempts) == 5
