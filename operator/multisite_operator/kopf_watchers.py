@@ -12,8 +12,8 @@ Gateways are indexed):
   CRD deleted) ends, and kopf's orchestrator re-raises its error: the operator stops, every project unreconciled
   until something starts it again (the kubelet, in a cluster).
 CI saw the result once: the migrate Job created right after the Gateway API's installation never reached the
-operator as complete and the project stayed Migrating for the test's 90 s (which way, the run did not keep; 18 runs
-of the test here, most under CPU load, did not repeat it).
+operator as complete and the project stayed Migrating for the test's 90 s (which way, the run did not keep; 19 runs
+of the test here, 14 under CPU load, did not repeat it).
 
 So here a resource watcher drops its toggle whenever it ends, and a watcher that fails on an API error starts again
 after a backoff instead of ending (its toggle held meanwhile: the index is not complete until a list succeeds).
